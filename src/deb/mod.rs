@@ -1,0 +1,6 @@
+//! Debian primitives with no repository policy: control paragraphs, versions and
+//! `.deb` inspection.
+
+pub mod control;
+pub mod inspect;
+pub mod version;

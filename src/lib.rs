@@ -1,0 +1,22 @@
+//! repoctl: a private APT repository manager.
+//!
+//! Codemap (the data flow of DESIGN.md §1, one line per module):
+//!
+//! - [`cli`] parses the command line; the only code that prints results to stdout.
+//! - [`server`] serves the `public/` tree over HTTP (the apt-facing door).
+//! - [`config`] reads and writes `repoctl.toml`.
+//! - [`deb`] holds Debian primitives with no policy: control paragraphs, versions,
+//!   `.deb` inspection (one pass: control member + size and hashes).
+//! - [`repo`] is the `Repository` facade every door calls: pool, catalog, index
+//!   rendering, Release, publish, lock.
+//! - [`signing`] loads, generates and uses the OpenPGP keys that sign `Release`.
+//!
+//! Dependency direction: `cli`/`server` → `repo` → `deb`, `signing`. `repo` never
+//! imports a front end.
+
+pub mod cli;
+pub mod config;
+pub mod deb;
+pub mod repo;
+pub mod server;
+pub mod signing;

@@ -1,0 +1,3 @@
+//! The repository: pool, catalog, indices, Release and publishing.
+
+pub mod compress;
