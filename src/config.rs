@@ -1,1 +1,264 @@
-//! (being written)
+//! `repoctl.toml`: what a repository publishes and how it signs.
+//!
+//! Owns reading, validating and writing the configuration file. It does not
+//! know about the catalog or the served tree; `repo` enforces the rules that
+//! involve them (for example that Origin never changes once published).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The configuration file's name inside a repository root.
+pub const FILE_NAME: &str = "repoctl.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub repository: RepositorySection,
+    #[serde(default)]
+    pub publish: PublishSection,
+    pub signing: SigningSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySection {
+    /// `Origin:` of every Release. Never changes after the first publish.
+    pub origin: String,
+    /// `Label:` of every Release. Never changes after the first publish.
+    pub label: String,
+    /// `Description:` of every Release (free text, may change).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Dists published, each as Suite and Codename (e.g. `trusty`).
+    pub dists: Vec<String>,
+    pub components: Vec<String>,
+    /// Binary architectures; `all` packages are listed in each of them.
+    pub architectures: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishSection {
+    /// Also write the uncompressed `Packages` (Release lists it either way).
+    pub write_uncompressed: bool,
+    /// Add `Valid-Until: Date + N days` to every Release; clients refuse a
+    /// Release past it, so a publish must run more often than that.
+    pub valid_for_days: Option<u32>,
+}
+
+impl Default for PublishSection {
+    fn default() -> Self {
+        PublishSection {
+            write_uncompressed: false,
+            valid_for_days: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSection {
+    /// Secret key files (armored OpenPGP, mode 0600), relative to the root.
+    /// Every key signs each Release, which is how a key rotation overlaps.
+    pub keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid repoctl configuration: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } => Some(
+                "run `repoctl init` to create a repository, or pass --root (or set REPOCTL_ROOT) to an existing one"
+                    .into(),
+            ),
+            ConfigError::Parse { .. } | ConfigError::Invalid { .. } => {
+                Some("see repo-layout/repoctl.toml for every key with its meaning".into())
+            }
+            ConfigError::Write { .. } => None,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults `repoctl init` writes when given no options.
+    pub fn new_default() -> Config {
+        Config {
+            repository: RepositorySection {
+                origin: "repoctl".into(),
+                label: "repoctl".into(),
+                description: None,
+                dists: vec!["precise".into(), "trusty".into()],
+                components: vec!["main".into(), "dev".into()],
+                architectures: vec!["amd64".into(), "i386".into()],
+            },
+            publish: PublishSection::default(),
+            signing: SigningSection {
+                keys: vec![PathBuf::from("keys/signing-key.asc")],
+            },
+        }
+    }
+
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let path = root.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
+    pub fn save(&self, root: &Path) -> Result<(), ConfigError> {
+        let path = root.join(FILE_NAME);
+        self.validate(&path)?;
+        let body = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let text = format!(
+            "# repoctl repository configuration; every key is explained in repo-layout/repoctl.toml.\n\
+             # Origin, label and dist names are fixed once published: apt refuses a repository whose values change.\n\n{body}"
+        );
+        std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+    }
+
+    /// Checks every name that ends up in a path or a Release field.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            problem,
+        };
+        let r = &self.repository;
+        for (key, list) in [
+            ("repository.dists", &r.dists),
+            ("repository.components", &r.components),
+            ("repository.architectures", &r.architectures),
+        ] {
+            if list.is_empty() {
+                return Err(invalid(key, "is empty; list at least one name".into()));
+            }
+            for (i, name) in list.iter().enumerate() {
+                if !is_safe_name(name) {
+                    return Err(invalid(
+                        key,
+                        format!("has {name:?}: use lowercase letters, digits, '-', '.' and '_' only"),
+                    ));
+                }
+                if list[..i].contains(name) {
+                    return Err(invalid(key, format!("lists {name:?} twice")));
+                }
+            }
+        }
+        if r.architectures.iter().any(|a| a == "all" || a == "source") {
+            return Err(invalid(
+                "repository.architectures",
+                "must not list `all` or `source`: `all` packages are published in every binary architecture".into(),
+            ));
+        }
+        for (key, value) in [("repository.origin", &r.origin), ("repository.label", &r.label)] {
+            if value.trim().is_empty() || value.contains(['\n', '\r']) {
+                return Err(invalid(key, "must be one non-empty line".into()));
+            }
+        }
+        if r.description.as_deref().is_some_and(|d| d.contains(['\n', '\r'])) {
+            return Err(invalid("repository.description", "must be one line".into()));
+        }
+        if self.signing.keys.is_empty() {
+            return Err(invalid(
+                "signing.keys",
+                "is empty; a repository needs at least one signing key".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn has_target(&self, dist: &str, component: &str) -> bool {
+        self.repository.dists.iter().any(|d| d == dist)
+            && self.repository.components.iter().any(|c| c == component)
+    }
+}
+
+/// A dist, component or architecture name: safe in a path and a Release line.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+}
+
+/// `trusty/dev`: where a package is published.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Target {
+    pub dist: String,
+    pub component: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.dist, self.component)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new_default();
+        config.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), config);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        Config::new_default().save(dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).unwrap() + "\n[server]\nlisten = 1\n";
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("repoctl.toml") && err.contains("server"), "{err}");
+    }
+
+    #[test]
+    fn names_that_could_escape_a_path_are_refused() {
+        for bad in ["", "..", "a/b", "Main", "-x", ".hidden", "a b"] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        assert!(is_safe_name("trusty-backports"));
+    }
+}

@@ -1,1 +1,125 @@
-//! (being written)
+//! The command line: one file per command. This is the only code that
+//! prints results to stdout; diagnostics go to stderr through `tracing`.
+//!
+//! Exit codes: 0 done, 1 refused or a problem found, 2 usage (clap).
+
+mod add;
+mod init;
+mod list;
+mod publish;
+mod quickstart;
+mod reindex;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A private APT repository: ingest .debs, publish signed indices, serve them.
+///
+/// Every command works on the repository at --root (default: $REPOCTL_ROOT,
+/// then the current directory). Results go to stdout (--json where scripts
+/// parse them); messages go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "repoctl", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The repository's root directory.
+    #[arg(long, global = true, env = "REPOCTL_ROOT", default_value = ".")]
+    pub root: PathBuf,
+    /// More messages on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr: `text`, or `json` for log collectors.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::InitArgs),
+    Add(add::AddArgs),
+    #[command(alias = "ls")]
+    List(list::ListArgs),
+    Publish(publish::PublishArgs),
+    Serve(serve::ServeArgs),
+    Quickstart(quickstart::QuickstartArgs),
+    Reindex(reindex::ReindexArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = cli.global.root;
+    match cli.command {
+        Command::Init(args) => init::run(&root, args),
+        Command::Add(args) => add::run(&root, args),
+        Command::List(args) => list::run(&root, args),
+        Command::Publish(args) => publish::run(&root, args),
+        Command::Serve(args) => serve::run(&root, args),
+        Command::Quickstart(args) => quickstart::run(args),
+        Command::Reindex(args) => reindex::run(&root, args),
+    }
+}
+
+/// The `hint:` line for an error, from the first cause that has one.
+pub fn hint(error: &anyhow::Error) -> Option<String> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<crate::repo::RepoError>())
+        .and_then(crate::repo::RepoError::hint)
+}
+
+pub fn init_logging(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if global.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.without_time().init();
+    }
+}
+
+/// The user name recorded in the history for CLI changes.
+fn cli_actor() -> crate::repo::Actor {
+    let name = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    crate::repo::Actor {
+        door: crate::repo::Door::Cli,
+        name,
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -1,6 +1,12 @@
 //! Integration tests: one binary, so the suite links once.
 
 mod support;
-mod version_dpkg;
-mod signing;
+
+mod apt;
+mod bad_input;
+mod cli;
 mod compress;
+mod crash;
+mod scanpackages;
+mod signing;
+mod version_dpkg;

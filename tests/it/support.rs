@@ -1,1 +1,410 @@
-//! (being written)
+//! What the integration tests share: the real binary, real `.deb`s built by
+//! `dpkg-deb`, a served repository on 127.0.0.1, the real apt through
+//! `../shared/apt-check/apt-check.sh`, and snapshots of a repository's state.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    project_dir().join("tests").join("fixtures").join(name)
+}
+
+/// The real `repoctl` binary, with a fixed clock unless the test sets one.
+pub fn repoctl(root: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_repoctl"));
+    cmd.arg("--root").arg(root).env_remove("REPOCTL_ROOT");
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs and returns the output, panicking with both streams on failure.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A repository in a temporary directory, signed with the fixed test key
+/// (generating RSA-4096 for every test would cost seconds each).
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRepo {
+    pub fn new() -> TestRepo {
+        TestRepo::with_args(&[])
+    }
+
+    pub fn with_args(args: &[&str]) -> TestRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("repo");
+        run_ok(
+            repoctl(&root)
+                .arg("init")
+                .arg("--import-key")
+                .arg(fixture("test-signing-key.asc"))
+                .args(args),
+        );
+        TestRepo { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn public(&self) -> PathBuf {
+        self.root().join("public")
+    }
+
+    pub fn cmd(&self) -> Command {
+        repoctl(&self.root())
+    }
+
+    /// A scratch directory for building packages.
+    pub fn work(&self) -> PathBuf {
+        let work = self.dir.path().join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        work
+    }
+
+    pub fn add(&self, dist: &str, component: &str, debs: &[&Path]) -> Output {
+        run_ok(
+            self.cmd()
+                .args(["add", "--dist", dist, "--component", component])
+                .args(debs),
+        )
+    }
+}
+
+/// A `.deb` built by the real `dpkg-deb`.
+pub struct Deb<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    /// Extra control lines, e.g. "Depends: libc6\n".
+    pub extra: &'a str,
+    /// `gzip`, `xz`, `zstd` or `none`: the compression dpkg-deb uses for
+    /// both members.
+    pub compression: &'a str,
+    /// Distinguishes otherwise identical packages (different bytes).
+    pub payload: &'a str,
+}
+
+impl Default for Deb<'_> {
+    fn default() -> Self {
+        Deb {
+            name: "vrmd-whois",
+            version: "1",
+            architecture: "all",
+            extra: "",
+            compression: "gzip",
+            payload: "hello",
+        }
+    }
+}
+
+impl Deb<'_> {
+    pub fn build(&self, dir: &Path) -> PathBuf {
+        let tree = dir.join(format!(
+            "tree-{}-{}-{}-{}",
+            self.name,
+            self.version.replace(':', "_"),
+            self.architecture,
+            hex::encode(&Sha256::digest(self.payload.as_bytes())[..4])
+        ));
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(tree.join("DEBIAN")).expect("DEBIAN dir");
+        let app = tree.join("vrmd").join(self.name);
+        std::fs::create_dir_all(&app).expect("app dir");
+        std::fs::write(app.join("payload.txt"), self.payload).expect("payload");
+        let control = format!(
+            "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: Ops <ops@example.com>\nInstalled-Size: 1\nSection: misc\nPriority: optional\n{}Description: test package {}\n Built by the repoctl test suite.\n .\n Second paragraph.\n",
+            self.name, self.version, self.architecture, self.extra, self.name
+        );
+        std::fs::write(tree.join("DEBIAN").join("control"), control).expect("control");
+        let out = dir.join(format!(
+            "{}_{}_{}-{}.deb",
+            self.name,
+            self.version.replace(':', "%3a"),
+            self.architecture,
+            hex::encode(&Sha256::digest(self.payload.as_bytes())[..4])
+        ));
+        run_ok(
+            Command::new("dpkg-deb")
+                .arg("--root-owner-group")
+                .arg(format!("-Z{}", self.compression))
+                .arg("--build")
+                .arg(&tree)
+                .arg(&out)
+                .stdout(Stdio::null()),
+        );
+        out
+    }
+}
+
+/// `repoctl serve` on a free port of 127.0.0.1, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(root: &Path) -> Server {
+        let mut child = repoctl(root)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("repoctl serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("serve prints its address before anything else")
+                .expect("stderr is text");
+            if let Some(at) = line.find("http://") {
+                break line[at..].trim().to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the shared apt harness against a served repository.
+pub fn apt_check(url: &str, key: &Path, dist: &str, components: &str, arch: &str, checks: &[&str]) -> (bool, String) {
+    let script = project_dir()
+        .join("..")
+        .join("shared")
+        .join("apt-check")
+        .join("apt-check.sh");
+    assert!(
+        script.exists(),
+        "{} is missing: the apt acceptance tests need the shared harness beside the checkout",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .arg(&script)
+        .args([url, key.to_str().expect("utf-8 path"), dist, components, arch])
+        .args(checks)
+        .output()
+        .expect("apt-check runs");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    (out.status.success(), text)
+}
+
+/// Everything observable about a repository: every file under `public/`
+/// (content hash, or link target), and the catalog's rows.
+pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut state = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root.join("public")).sort_by_file_name() {
+        let entry = entry.expect("walk");
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
+        let value = if entry.path_is_symlink() {
+            format!("-> {}", std::fs::read_link(entry.path()).expect("link").display())
+        } else if entry.file_type().is_file() {
+            hex::encode(Sha256::digest(std::fs::read(entry.path()).expect("read")))
+        } else {
+            "dir".into()
+        };
+        state.insert(rel, value);
+    }
+    let conn = rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
+    for table in ["package_files", "memberships", "dirty_indices", "history"] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3")).expect("select");
+        let columns = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).map(|v| format!("{v:?}"))))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        state.insert(format!("catalog:{table}"), rows.join("\n"));
+    }
+    state
+}
+
+/// Checks the served tree the way invariant 1 of DESIGN.md §4 states it:
+/// every file each Release names exists with that size and SHA256 (for an
+/// uncompressed index not on disk, its .gz and .xz decompress to it), and
+/// InRelease and Release.gpg verify with gpgv against `key`.
+pub fn check_served_tree(public: &Path, dists: &[&str], key: &Path) -> Result<(), String> {
+    for dist in dists {
+        let dist_dir = public.join("dists").join(dist);
+        let release = std::fs::read_to_string(dist_dir.join("Release"))
+            .map_err(|e| format!("{dist}: Release unreadable: {e}"))?;
+        let mut in_sha256 = false;
+        for line in release.lines() {
+            if !line.starts_with(' ') {
+                in_sha256 = line == "SHA256:";
+                continue;
+            }
+            if !in_sha256 {
+                continue;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [sha, size, path] = parts[..] else {
+                return Err(format!("{dist}: bad SHA256 line {line:?}"));
+            };
+            let size: usize = size.parse().map_err(|_| format!("bad size {line:?}"))?;
+            let bytes = match std::fs::read(dist_dir.join(path)) {
+                Ok(bytes) => bytes,
+                Err(_) => decompress_sibling(&dist_dir.join(path))
+                    .ok_or_else(|| format!("{dist}: {path} is listed but neither it nor .gz/.xz exist"))?,
+            };
+            if bytes.len() != size || hex::encode(Sha256::digest(&bytes)) != sha {
+                return Err(format!("{dist}: {path} does not match its Release entry"));
+            }
+        }
+        gpgv(key, &dist_dir.join("InRelease"), None).map_err(|e| format!("{dist}: InRelease: {e}"))?;
+        gpgv(key, &dist_dir.join("Release.gpg"), Some(&dist_dir.join("Release")))
+            .map_err(|e| format!("{dist}: Release.gpg: {e}"))?;
+    }
+    Ok(())
+}
+
+/// For `.../Packages` not on disk: the text its `.gz` and `.xz` hold, which
+/// must agree.
+fn decompress_sibling(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let gz = std::fs::File::open(format!("{}.gz", path.display())).ok()?;
+    let mut from_gz = Vec::new();
+    flate2::read::MultiGzDecoder::new(gz).read_to_end(&mut from_gz).ok()?;
+    let xz = std::fs::File::open(format!("{}.xz", path.display())).ok()?;
+    let mut from_xz = Vec::new();
+    liblzma::read::XzDecoder::new(xz).read_to_end(&mut from_xz).ok()?;
+    (from_gz == from_xz).then_some(from_gz)
+}
+
+/// gpgv with a status pipe: success means VALIDSIG (gpgv exits 0 even for an
+/// expired key, so the exit code alone proves nothing).
+pub fn gpgv(key: &Path, signed: &Path, data: Option<&Path>) -> Result<(), String> {
+    let keyring = dearmored_keyring(key);
+    let mut cmd = Command::new("gpgv");
+    cmd.arg("--status-fd").arg("1").arg("--keyring").arg(&keyring).arg(signed);
+    if let Some(data) = data {
+        cmd.arg(data);
+    }
+    let out = cmd.output().map_err(|e| format!("gpgv: {e}"))?;
+    let status = stdout(&out);
+    if out.status.success() && status.contains("[GNUPG:] VALIDSIG") {
+        Ok(())
+    } else {
+        Err(format!("gpgv refused:\n{status}{}", stderr(&out)))
+    }
+}
+
+/// gpgv wants a binary keyring; convert an armored key once per call site.
+pub fn dearmored_keyring(key: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(key).expect("armored key");
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.is_empty())
+        .skip(1)
+        .take_while(|l| !l.starts_with('=') && !l.starts_with("-----END"))
+        .collect();
+    use base64_decode::decode;
+    let bytes = decode(&body);
+    let out = key.with_extension(format!("{}.gpg", std::process::id()));
+    std::fs::write(&out, bytes).expect("write keyring");
+    out
+}
+
+/// A tiny base64 decoder, so the tests need no extra crate.
+mod base64_decode {
+    pub fn decode(text: &str) -> Vec<u8> {
+        let value = |c: u8| -> Option<u32> {
+            Some(match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                _ => return None,
+            } as u32)
+        };
+        let mut out = Vec::new();
+        let (mut acc, mut bits) = (0u32, 0);
+        for v in text.bytes().filter_map(value) {
+            acc = (acc << 6) | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
+            }
+        }
+        out
+    }
+}
+
+/// The text of a served index, read from its `.xz` (what modern apt fetches).
+pub fn index_text(public: &Path, dist: &str, component: &str, arch: &str) -> String {
+    use std::io::Read;
+    let path = public
+        .join("dists")
+        .join(dist)
+        .join(component)
+        .join(format!("binary-{arch}"))
+        .join("Packages.xz");
+    let mut text = String::new();
+    liblzma::read::XzDecoder::new(std::fs::File::open(&path).expect("Packages.xz"))
+        .read_to_string(&mut text)
+        .expect("xz text");
+    text
+}
+
+/// Waits until `path` exists (a server or a background step is ready).
+pub fn wait_for(path: &Path, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

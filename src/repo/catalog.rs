@@ -1,0 +1,311 @@
+//! The catalog (`state/catalog.sqlite`): package files, their membership in
+//! each dist/component, the indices awaiting a publish and the history of every
+//! change.
+//!
+//! Owns the schema and every SQL statement. It holds no policy: callers
+//! decide what may change; this module records it in one transaction.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+pub use rusqlite::Error as SqlError;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS package_files (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    architecture  TEXT NOT NULL,
+    file_name     TEXT NOT NULL UNIQUE,   -- name_version-without-epoch_arch.deb
+    pool_path     TEXT NOT NULL UNIQUE,   -- relative to public/, never moves
+    size          INTEGER NOT NULL,
+    md5           TEXT NOT NULL,
+    sha1          TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    stanza        TEXT NOT NULL,          -- the Packages paragraph, without the blank line
+    added_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS package_files_by_name ON package_files (name);
+
+CREATE TABLE IF NOT EXISTS memberships (
+    dist       TEXT NOT NULL,
+    component  TEXT NOT NULL,
+    file_id    INTEGER NOT NULL REFERENCES package_files (id),
+    added_at   INTEGER NOT NULL,
+    PRIMARY KEY (dist, component, file_id)
+) WITHOUT ROWID;
+
+-- Indices whose package set changed since their last publish.
+CREATE TABLE IF NOT EXISTS dirty_indices (
+    dist          TEXT NOT NULL,
+    component     TEXT NOT NULL,
+    architecture  TEXT NOT NULL,
+    PRIMARY KEY (dist, component, architecture)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS history (
+    id            INTEGER PRIMARY KEY,
+    at            INTEGER NOT NULL,
+    door          TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    package       TEXT,
+    version       TEXT,
+    architecture  TEXT,
+    dist          TEXT,
+    component     TEXT,
+    detail        TEXT NOT NULL
+);
+
+";
+
+/// Opens (creating if needed) the catalog with WAL and a generous busy
+/// timeout: writers are serialised by the repository lock, readers never wait.
+pub fn open(path: &Path) -> Result<Connection, SqlError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(conn)
+}
+
+/// Runs `f` in one immediate (write-locking) transaction, committed on `Ok`.
+pub fn write<T, E: From<SqlError>>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// A package file already in the catalog.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub id: i64,
+    pub version: String,
+    pub pool_path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+pub fn file_by_name(conn: &Connection, file_name: &str) -> Result<Option<StoredFile>, SqlError> {
+    conn.query_row(
+        "SELECT id, version, pool_path, size, sha256 FROM package_files WHERE file_name = ?1",
+        [file_name],
+        |r| {
+            Ok(StoredFile {
+                id: r.get(0)?,
+                version: r.get(1)?,
+                pool_path: r.get(2)?,
+                size: r.get(3)?,
+                sha256: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+pub struct NewFile<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    pub file_name: &'a str,
+    pub pool_path: &'a str,
+    pub size: u64,
+    pub md5: &'a str,
+    pub sha1: &'a str,
+    pub sha256: &'a str,
+    pub stanza: &'a str,
+    pub at: i64,
+}
+
+pub fn insert_file(conn: &Connection, f: &NewFile<'_>) -> Result<i64, SqlError> {
+    conn.execute(
+        "INSERT INTO package_files
+           (name, version, architecture, file_name, pool_path, size, md5, sha1, sha256, stanza, added_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            f.name, f.version, f.architecture, f.file_name, f.pool_path, f.size, f.md5, f.sha1,
+            f.sha256, f.stanza, f.at
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Adds the file to dist/component; false when it was already there.
+pub fn add_membership(
+    conn: &Connection,
+    dist: &str,
+    component: &str,
+    file_id: i64,
+    at: i64,
+) -> Result<bool, SqlError> {
+    let changed = conn.execute(
+        "INSERT OR IGNORE INTO memberships (dist, component, file_id, added_at) VALUES (?1, ?2, ?3, ?4)",
+        params![dist, component, file_id, at],
+    )?;
+    Ok(changed == 1)
+}
+
+pub fn mark_dirty(
+    conn: &Connection,
+    dist: &str,
+    component: &str,
+    architectures: &[&str],
+) -> Result<(), SqlError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO dirty_indices (dist, component, architecture) VALUES (?1, ?2, ?3)",
+    )?;
+    for arch in architectures {
+        stmt.execute(params![dist, component, arch])?;
+    }
+    Ok(())
+}
+
+pub fn dirty_indices(conn: &Connection, dist: &str) -> Result<Vec<(String, String)>, SqlError> {
+    let mut stmt = conn.prepare(
+        "SELECT component, architecture FROM dirty_indices WHERE dist = ?1 ORDER BY 1, 2",
+    )?;
+    let rows = stmt.query_map([dist], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+pub fn clear_dirty(
+    conn: &Connection,
+    dist: &str,
+    indices: &[(String, String)],
+) -> Result<(), SqlError> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM dirty_indices WHERE dist = ?1 AND component = ?2 AND architecture = ?3",
+    )?;
+    for (component, arch) in indices {
+        stmt.execute(params![dist, component, arch])?;
+    }
+    Ok(())
+}
+
+/// Calls `f(name, version, stanza)` for every package of one index, ordered
+/// by name (the caller orders versions within a name). Streams: the planner
+/// walks the name index and probes memberships, so memory stays flat however
+/// large the index is.
+pub fn for_each_stanza(
+    conn: &Connection,
+    dist: &str,
+    component: &str,
+    architecture: &str,
+    mut f: impl FnMut(&str, &str, &str) -> std::io::Result<()>,
+) -> Result<(), IndexQueryError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.name, p.version, p.stanza
+           FROM package_files AS p INDEXED BY package_files_by_name
+           CROSS JOIN memberships AS m
+             ON m.file_id = p.id AND m.dist = ?1 AND m.component = ?2
+          WHERE p.architecture IN (?3, 'all')
+          ORDER BY p.name",
+    )?;
+    let mut rows = stmt.query(params![dist, component, architecture])?;
+    while let Some(row) = rows.next()? {
+        let name = row.get_ref(0)?.as_str()?;
+        let version = row.get_ref(1)?.as_str()?;
+        let stanza = row.get_ref(2)?.as_str()?;
+        f(name, version, stanza)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexQueryError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    FromSql(#[from] rusqlite::types::FromSqlError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// One history row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event<'a> {
+    pub at: i64,
+    pub door: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub package: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub architecture: Option<&'a str>,
+    pub dist: Option<&'a str>,
+    pub component: Option<&'a str>,
+    pub detail: serde_json::Value,
+}
+
+pub fn record(conn: &Connection, e: &Event<'_>) -> Result<(), SqlError> {
+    conn.prepare_cached(
+        "INSERT INTO history (at, door, actor, action, package, version, architecture, dist, component, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        e.at,
+        e.door,
+        e.actor,
+        e.action,
+        e.package,
+        e.version,
+        e.architecture,
+        e.dist,
+        e.component,
+        e.detail.to_string()
+    ])?;
+    Ok(())
+}
+
+/// One published package as `repoctl list` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Listing {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+    pub dist: String,
+    pub component: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+pub fn list(
+    conn: &Connection,
+    package: Option<&str>,
+    dist: Option<&str>,
+    component: Option<&str>,
+) -> Result<Vec<Listing>, SqlError> {
+    let mut stmt = conn.prepare(
+        "SELECT p.name, p.version, p.architecture, m.dist, m.component, p.pool_path, p.size, p.sha256
+           FROM memberships AS m JOIN package_files AS p ON p.id = m.file_id
+          WHERE (?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR m.dist = ?2)
+            AND (?3 IS NULL OR m.component = ?3)",
+    )?;
+    let rows = stmt.query_map(params![package, dist, component], |r| {
+        Ok(Listing {
+            package: r.get(0)?,
+            version: r.get(1)?,
+            architecture: r.get(2)?,
+            dist: r.get(3)?,
+            component: r.get(4)?,
+            filename: r.get(5)?,
+            size: r.get(6)?,
+            sha256: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,139 @@
+//! Durable file operations: every file that becomes visible is complete and
+//! on disk first (temporary name, fsync, rename, fsync of the directory).
+//!
+//! Owns the crash-safety primitives the pool and the publisher share; it knows
+//! nothing about packages.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Prefix of every temporary file we create, so leftovers of a crash are
+/// recognisable (and never served under a real name).
+pub const TEMP_PREFIX: &str = ".repoctl-tmp-";
+
+/// A file being written under a temporary name in its final directory.
+pub struct TempFile {
+    file: File,
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    pub fn new_in(dir: &Path) -> io::Result<TempFile> {
+        fs::create_dir_all(dir)?;
+        for attempt in 0u32.. {
+            let path = dir.join(format!(
+                "{TEMP_PREFIX}{}-{}-{attempt}",
+                std::process::id(),
+                unique_suffix()
+            ));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        file,
+                        path,
+                        armed: true,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// fsyncs the data, renames over `dest` and fsyncs the directory.
+    pub fn commit(mut self, dest: &Path) -> io::Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.path, dest)?;
+        self.armed = false;
+        sync_parent(dest)
+    }
+
+    /// fsyncs and links the file at `dest`, failing if `dest` exists.
+    pub fn commit_new(mut self, dest: &Path) -> io::Result<()> {
+        self.file.sync_all()?;
+        fs::hard_link(&self.path, dest)?;
+        let _ = fs::remove_file(&self.path);
+        self.armed = false;
+        sync_parent(dest)
+    }
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Writes `bytes` to `dest` atomically and durably.
+pub fn write_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut temp = TempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.commit(dest)
+}
+
+/// Copies `source` to `dest` atomically and durably.
+pub fn copy_file(source: &Path, dest: &Path) -> io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut temp = TempFile::new_in(dir)?;
+    let mut input = File::open(source)?;
+    io::copy(&mut input, temp.file())?;
+    temp.commit(dest)
+}
+
+/// fsyncs the directory holding `path`, so a rename in it survives a crash.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// True when both files hold the same bytes (used to recognise a re-upload).
+pub fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
+    let (ma, mb) = (fs::metadata(a)?, fs::metadata(b)?);
+    if ma.len() != mb.len() {
+        return Ok(false);
+    }
+    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
