@@ -63,7 +63,7 @@ pub fn run(root: &Path, args: InitArgs) -> anyhow::Result<ExitCode> {
     let repository = Repository::init(root, crate::repo::InitOptions { config, key })?;
     let signer = repository.signer()?;
     println!("initialised repository at {}", root.display());
-    for fingerprint in signer.fingerprints() {
+    for fingerprint in signer.keys().iter().map(|k| k.fingerprint()) {
         println!("signing key: {fingerprint}");
     }
     println!(

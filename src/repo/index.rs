@@ -20,7 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::catalog::{self, IndexQueryError};
-use super::compress::{gzip_member, XzBlock, XzStreamWriter};
+use super::compress::{CompressError, GzipMember, GzipWriter, XzBlock, XzStreamWriter};
 use crate::deb::inspect::{Checksums, HashingWriter, MultiHasher};
 use crate::deb::version::Version;
 
@@ -58,8 +58,12 @@ pub enum IndexError {
     },
     #[error("the index chunk cache failed")]
     Cache(#[from] rusqlite::Error),
-    #[error("compressing an index chunk failed")]
-    Compress(#[source] io::Error),
+    #[error("cannot write index file {path}")]
+    Compress {
+        path: String,
+        #[source]
+        source: CompressError,
+    },
 }
 
 /// The compressed-chunk cache (`state/index-cache.sqlite`).
@@ -90,27 +94,37 @@ impl ChunkCache {
     }
 
     /// The gzip member and xz block for `text`, from the cache or fresh.
-    fn compressed(&mut self, text: &[u8]) -> Result<(Vec<u8>, XzBlock), IndexError> {
+    /// A damaged cache entry is a miss: the chunk is compressed again.
+    fn compressed(&mut self, text: &[u8]) -> Result<(GzipMember, XzBlock), CompressError> {
         let key: [u8; 32] = Sha256::digest(text).into();
         self.used.push(key);
         let cached: Option<(Vec<u8>, Vec<u8>)> = self
             .conn
-            .prepare_cached("SELECT gzip, xz FROM chunks WHERE sha256 = ?1")?
-            .query_row([&key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+            .prepare_cached("SELECT gzip, xz FROM chunks WHERE sha256 = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([&key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .unwrap_or(None);
         if let Some((gzip, xz)) = cached {
-            if let Ok(block) = XzBlock::from_cache_bytes(&xz) {
-                return Ok((gzip, block));
+            if let (Ok(member), Ok(block)) =
+                (GzipMember::from_cache_bytes(&gzip), XzBlock::from_cache_bytes(&xz))
+            {
+                return Ok((member, block));
             }
         }
-        let gzip = gzip_member(text);
-        let block = XzBlock::encode(text).map_err(|e| IndexError::Compress(io::Error::other(e)))?;
-        self.conn
+        let member = GzipMember::encode(text)?;
+        let block = XzBlock::encode(text)?;
+        // A failed cache write only costs a later recompression.
+        let _ = self
+            .conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO chunks (sha256, gzip, xz, used_at) VALUES (?1, ?2, ?3, 0)",
-            )?
-            .execute(params![&key[..], gzip, block.to_cache_bytes()])?;
-        Ok((gzip, block))
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![&key[..], member.to_cache_bytes(), block.to_cache_bytes()])
+            });
+        Ok((member, block))
     }
 
     /// Marks this publish's chunks as used and drops long-unused ones.
@@ -157,7 +171,7 @@ pub fn write_index(
     );
 
     let mut chunk: Vec<u8> = Vec::with_capacity(MIN_CHUNK * 2);
-    let mut flush_group = |group: &mut Vec<(Version, String)>,
+    let flush_group = |group: &mut Vec<(Version, String)>,
                            chunk: &mut Vec<u8>,
                            out: &mut IndexWriter<'_>,
                            next_name: Option<&str>|
@@ -222,9 +236,8 @@ struct IndexWriter<'c> {
     dir: std::path::PathBuf,
     plain_hash: MultiHasher,
     plain: Option<HashingWriter<BufWriter<File>>>,
-    gzip: HashingWriter<BufWriter<File>>,
+    gzip: GzipWriter<HashingWriter<BufWriter<File>>>,
     xz: XzStreamWriter<HashingWriter<BufWriter<File>>>,
-    empty: bool,
 }
 
 impl<'c> IndexWriter<'c> {
@@ -250,11 +263,12 @@ impl<'c> IndexWriter<'c> {
         } else {
             None
         };
-        let gzip = open("Packages.gz")?;
-        let xz_file = open("Packages.xz")?;
-        let xz = XzStreamWriter::new(xz_file).map_err(|source| IndexError::Write {
-            path: dir.join("Packages.xz").display().to_string(),
-            source,
+        let gzip = GzipWriter::new(open("Packages.gz")?);
+        let xz = XzStreamWriter::new(open("Packages.xz")?).map_err(|source| {
+            IndexError::Compress {
+                path: dir.join("Packages.xz").display().to_string(),
+                source,
+            }
         })?;
         Ok(IndexWriter {
             cache,
@@ -263,13 +277,17 @@ impl<'c> IndexWriter<'c> {
             plain,
             gzip,
             xz,
-            empty: true,
         })
     }
 
     fn write_err(&self, name: &str) -> impl FnOnce(io::Error) -> IndexError {
         let path = self.dir.join(name).display().to_string();
         move |source| IndexError::Write { path, source }
+    }
+
+    fn compress_err(&self, name: &str) -> impl FnOnce(CompressError) -> IndexError {
+        let path = self.dir.join(name).display().to_string();
+        move |source| IndexError::Compress { path, source }
     }
 
     fn push_chunk(&mut self, chunk: &[u8]) -> Result<(), IndexError> {
@@ -281,32 +299,33 @@ impl<'c> IndexWriter<'c> {
             };
             plain.write_all(chunk).map_err(err)?;
         }
-        let (member, block) = self.cache.compressed(chunk)?;
+        let (member, block) = self
+            .cache
+            .compressed(chunk)
+            .map_err(self.compress_err("Packages.gz"))?;
         self.gzip
-            .write_all(&member)
-            .map_err(self.write_err("Packages.gz"))?;
+            .write_member(&member)
+            .map_err(self.compress_err("Packages.gz"))?;
         self.xz
             .write_block(&block)
-            .map_err(self.write_err("Packages.xz"))?;
-        self.empty = false;
+            .map_err(self.compress_err("Packages.xz"))?;
         Ok(())
     }
 
-    fn finish(mut self) -> Result<IndexSums, IndexError> {
-        if self.empty {
-            // An empty index is still a valid gzip file (one empty member).
-            self.gzip
-                .write_all(&gzip_member(b""))
-                .map_err(self.write_err("Packages.gz"))?;
-        }
-        let err_gz = self.write_err("Packages.gz");
-        let err_xz = self.write_err("Packages.xz");
-        let err_plain = self.write_err("Packages");
-        let gzip = finish_file(self.gzip).map_err(err_gz)?;
-        let xz_inner = self.xz.finish().map_err(self.write_err("Packages.xz"))?;
-        let xz = finish_file(xz_inner).map_err(err_xz)?;
+    fn finish(self) -> Result<IndexSums, IndexError> {
+        let gzip_err = self.compress_err("Packages.gz");
+        let xz_err = self.compress_err("Packages.xz");
+        let (gz_write, xz_write, plain_write) = (
+            self.write_err("Packages.gz"),
+            self.write_err("Packages.xz"),
+            self.write_err("Packages"),
+        );
+        // An index without chunks still gets one empty gzip member and an
+        // xz stream without blocks: both valid, both decompress to nothing.
+        let gzip = finish_file(self.gzip.finish().map_err(gzip_err)?).map_err(gz_write)?;
+        let xz = finish_file(self.xz.finish().map_err(xz_err)?).map_err(xz_write)?;
         if let Some(plain) = self.plain {
-            finish_file(plain).map_err(err_plain)?;
+            finish_file(plain).map_err(plain_write)?;
         }
         Ok(IndexSums {
             plain: self.plain_hash.finish(),

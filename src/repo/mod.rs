@@ -114,7 +114,7 @@ impl RepoError {
             RepoError::Deb(e) => e.hint(),
             RepoError::Policy(e) => e.hint(),
             RepoError::Publish(e) => e.hint(),
-            RepoError::Signing(e) => e.hint(),
+            RepoError::Signing(_) => None,
             RepoError::AlreadyInitialized { .. } => Some(
                 "use that repository as it is (repoctl --root DIR ...), or init another directory".into(),
             ),
@@ -366,6 +366,9 @@ impl Repository {
 
     fn publish_locked(&mut self, force: bool) -> Result<Vec<DistPublished>, RepoError> {
         let signer = self.signer()?;
+        // After a key rotation (keys added to repoctl.toml), clients must be
+        // able to fetch every signing key before the old one goes away.
+        write_public_keys(&self.root, &signer)?;
         let mut cache = index::ChunkCache::open(&self.root.join("state").join("index-cache.sqlite"))?;
         let now = now();
         let public = self.public_dir();
@@ -648,9 +651,15 @@ fn layout_dirs(root: &Path, config: &Config) -> Vec<PathBuf> {
     dirs
 }
 
+/// Writes `public/key.asc` when it differs from the signing keys' export
+/// (a publish with nothing to do writes nothing).
 fn write_public_keys(root: &Path, signer: &Signer) -> Result<(), RepoError> {
     let path = root.join("public").join("key.asc");
-    durable::write_file(&path, &signer.public_keys_armored()).map_err(|source| RepoError::Io {
+    let armored = signer.public_keys_armored();
+    if fs::read(&path).is_ok_and(|current| current == armored) {
+        return Ok(());
+    }
+    durable::write_file(&path, &armored).map_err(|source| RepoError::Io {
         action: "cannot write",
         path,
         source,

@@ -14,9 +14,7 @@ use tower_http::services::ServeDir;
 
 /// The whole application, built without a socket so tests can call it.
 pub fn router(public: PathBuf) -> Router {
-    let files = ServeDir::new(public)
-        .append_index_html_on_directories(false)
-        .precompressed_gzip();
+    let files = ServeDir::new(public).append_index_html_on_directories(false);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         // Reserved for the API and metrics; 404 (never 403: apt >= 1.5 fails
