@@ -38,7 +38,7 @@ pub struct RepositorySection {
     pub architectures: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PublishSection {
     /// Also write the uncompressed `Packages` (Release lists it either way).
@@ -46,15 +46,6 @@ pub struct PublishSection {
     /// Add `Valid-Until: Date + N days` to every Release; clients refuse a
     /// Release past it, so a publish must run more often than that.
     pub valid_for_days: Option<u32>,
-}
-
-impl Default for PublishSection {
-    fn default() -> Self {
-        PublishSection {
-            write_uncompressed: false,
-            valid_for_days: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +162,9 @@ impl Config {
                 if !is_safe_name(name) {
                     return Err(invalid(
                         key,
-                        format!("has {name:?}: use lowercase letters, digits, '-', '.' and '_' only"),
+                        format!(
+                            "has {name:?}: use lowercase letters, digits, '-', '.' and '_' only"
+                        ),
                     ));
                 }
                 if list[..i].contains(name) {
@@ -185,12 +178,18 @@ impl Config {
                 "must not list `all` or `source`: `all` packages are published in every binary architecture".into(),
             ));
         }
-        for (key, value) in [("repository.origin", &r.origin), ("repository.label", &r.label)] {
+        for (key, value) in [
+            ("repository.origin", &r.origin),
+            ("repository.label", &r.label),
+        ] {
             if value.trim().is_empty() || value.contains(['\n', '\r']) {
                 return Err(invalid(key, "must be one non-empty line".into()));
             }
         }
-        if r.description.as_deref().is_some_and(|d| d.contains(['\n', '\r'])) {
+        if r.description
+            .as_deref()
+            .is_some_and(|d| d.contains(['\n', '\r']))
+        {
             return Err(invalid("repository.description", "must be one line".into()));
         }
         if self.signing.keys.is_empty() {
@@ -251,7 +250,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap() + "\n[server]\nlisten = 1\n";
         std::fs::write(&path, text).unwrap();
         let err = Config::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("repoctl.toml") && err.contains("server"), "{err}");
+        assert!(
+            err.contains("repoctl.toml") && err.contains("server"),
+            "{err}"
+        );
     }
 
     #[test]

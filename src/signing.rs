@@ -64,10 +64,16 @@ pub enum SigningError {
     SeveralKeys { origin: PathBuf, count: usize },
 
     #[error("{origin} holds only the public part of key {fingerprint}, not the secret key\nhint: export the secret key, e.g. `gpg --armor --export-secret-keys {fingerprint} > FILE`")]
-    PublicKeyOnly { origin: PathBuf, fingerprint: String },
+    PublicKeyOnly {
+        origin: PathBuf,
+        fingerprint: String,
+    },
 
     #[error("the secret key {fingerprint} in {origin} is protected by a passphrase; repoctl signs unattended and cannot use it\nhint: remove the passphrase (e.g. `gpg --passwd {fingerprint}` and an empty passphrase), export it again and protect the file with `chmod 600` instead")]
-    Encrypted { origin: PathBuf, fingerprint: String },
+    Encrypted {
+        origin: PathBuf,
+        fingerprint: String,
+    },
 
     #[error("the OpenPGP key {fingerprint} from {origin} cannot sign at {time}: {reason}")]
     KeyUnusable {
@@ -243,11 +249,7 @@ impl SigningKey {
         }
         let cert = match certs.len() {
             1 => certs.remove(0),
-            0 => {
-                return Err(parse_error(anyhow::anyhow!(
-                    "no OpenPGP certificate found"
-                )))
-            }
+            0 => return Err(parse_error(anyhow::anyhow!("no OpenPGP certificate found"))),
             count => {
                 return Err(SigningError::SeveralKeys {
                     origin: origin.to_owned(),
@@ -297,15 +299,15 @@ impl SigningKey {
     /// Writes the armored secret key to a new file created with mode 0600
     /// (never readable by others, not even briefly). Refuses to overwrite.
     pub fn save_secret(&self, path: &Path) -> Result<(), SigningError> {
-        let armored = self
-            .cert
-            .as_tsk()
-            .armored()
-            .to_vec()
-            .map_err(|source| SigningError::Serialize {
-                fingerprint: self.fingerprint.clone(),
-                source,
-            })?;
+        let armored =
+            self.cert
+                .as_tsk()
+                .armored()
+                .to_vec()
+                .map_err(|source| SigningError::Serialize {
+                    fingerprint: self.fingerprint.clone(),
+                    source,
+                })?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -402,7 +404,8 @@ impl SigningKey {
             .map_err(|e| unusable(format!("{e:#}")))?;
         if let sequoia_openpgp::types::RevocationStatus::Revoked(_) = valid.revocation_status() {
             return Err(unusable(
-                "the key is revoked\nhint: sign with a new key (and publish it in key.asc first)".into(),
+                "the key is revoked\nhint: sign with a new key (and publish it in key.asc first)"
+                    .into(),
             ));
         }
         if let Err(e) = valid.alive() {
@@ -645,12 +648,18 @@ mod tests {
         assert_eq!(fpr.len(), 40);
         assert_eq!(fpr, fpr.to_uppercase());
         let policy = StandardPolicy::new();
-        let valid = key.cert().with_policy(&policy, at(4_000_000_000)).expect("valid in 2096");
+        let valid = key
+            .cert()
+            .with_policy(&policy, at(4_000_000_000))
+            .expect("valid in 2096");
         assert_eq!(valid.primary_key().key_expiration_time(), None);
         assert!(valid.alive().is_ok());
         assert_eq!(key.cert().keys().count(), 1, "no subkeys");
         assert!(valid.primary_key().for_signing());
-        assert_eq!(key.user_ids(), vec!["unit <unit@repoctl.invalid>".to_owned()]);
+        assert_eq!(
+            key.user_ids(),
+            vec!["unit <unit@repoctl.invalid>".to_owned()]
+        );
         assert_eq!(key.cert().primary_key().key().version(), 4);
     }
 
@@ -678,7 +687,10 @@ mod tests {
             .expect_err("public only");
         assert!(matches!(err, SigningError::PublicKeyOnly { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains("/k/pub.asc") && msg.contains("--export-secret-keys"), "{msg}");
+        assert!(
+            msg.contains("/k/pub.asc") && msg.contains("--export-secret-keys"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -691,8 +703,8 @@ mod tests {
             .generate()
             .expect("generate");
         let armored = cert.as_tsk().armored().to_vec().expect("armor");
-        let err = SigningKey::from_armored(&armored, Path::new("/k/locked.asc"))
-            .expect_err("encrypted");
+        let err =
+            SigningKey::from_armored(&armored, Path::new("/k/locked.asc")).expect_err("encrypted");
         assert!(matches!(err, SigningError::Encrypted { .. }), "{err:?}");
         assert!(err.to_string().contains("passphrase"), "{err}");
     }
@@ -707,7 +719,10 @@ mod tests {
         let mut both = a.cert().as_tsk().to_vec().expect("a");
         both.extend(b.cert().as_tsk().to_vec().expect("b"));
         let err = SigningKey::from_armored(&both, Path::new("/k/two")).expect_err("two");
-        assert!(matches!(err, SigningError::SeveralKeys { count: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, SigningError::SeveralKeys { count: 2, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -747,7 +762,9 @@ mod tests {
     fn clearsign_has_sha512_header_and_one_signature_per_key() {
         let (a, b) = (ed25519(1_600_000_000), ed25519(1_600_000_000));
         let signer = Signer::new(vec![a.clone(), b.clone()]).expect("signer");
-        let out = signer.clearsign_at(b"Origin: x\n", at(1_700_000_000)).expect("sign");
+        let out = signer
+            .clearsign_at(b"Origin: x\n", at(1_700_000_000))
+            .expect("sign");
         let out = String::from_utf8(out).expect("ascii");
         assert!(
             out.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: x\n"),
@@ -776,7 +793,9 @@ mod tests {
     #[test]
     fn detached_is_an_armored_binary_signature() {
         let signer = Signer::new(vec![ed25519(1_600_000_000)]).expect("signer");
-        let out = signer.detached_at(b"Origin: x\n", at(1_700_000_000)).expect("sign");
+        let out = signer
+            .detached_at(b"Origin: x\n", at(1_700_000_000))
+            .expect("sign");
         assert!(out.starts_with(b"-----BEGIN PGP SIGNATURE-----\n"));
         let sigs = openpgp::PacketPile::from_bytes(&out).expect("parse");
         let kinds: Vec<_> = sigs

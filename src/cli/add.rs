@@ -73,10 +73,7 @@ pub fn run(root: &Path, args: AddArgs) -> anyhow::Result<ExitCode> {
             }
         }
         for dist in &report.published {
-            println!(
-                "published {} (generation {})",
-                dist.dist, dist.generation
-            );
+            println!("published {} (generation {})", dist.dist, dist.generation);
         }
         if args.no_publish {
             println!("not published yet: run `repoctl publish`");

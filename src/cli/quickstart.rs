@@ -45,16 +45,23 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let dist = repo_cfg.dists.last().cloned().unwrap_or_default();
     let components = repo_cfg.components.join(" ");
     let root_shown = root.display();
-    println!("Repository: {root_shown} (dists {}, components {components})", repo_cfg.dists.join(", "));
+    println!(
+        "Repository: {root_shown} (dists {}, components {components})",
+        repo_cfg.dists.join(", ")
+    );
     println!();
     println!("On a client, install the key and the source:");
     println!("  sudo mkdir -p /etc/apt/keyrings");
-    println!("  curl -fsSL {url}key.asc | sudo tee /etc/apt/keyrings/repoctl-quickstart.asc >/dev/null");
+    println!(
+        "  curl -fsSL {url}key.asc | sudo tee /etc/apt/keyrings/repoctl-quickstart.asc >/dev/null"
+    );
     println!("  echo 'deb [signed-by=/etc/apt/keyrings/repoctl-quickstart.asc] {url} {dist} {components}' | sudo tee /etc/apt/sources.list.d/repoctl-quickstart.list");
     println!("  sudo apt-get update");
     println!();
     println!("Upload a package (it is published before the command returns):");
-    println!("  repoctl --root {root_shown} add --dist {dist} --component dev vrmd-whois_42_all.deb");
+    println!(
+        "  repoctl --root {root_shown} add --dist {dist} --component dev vrmd-whois_42_all.deb"
+    );
     println!();
     super::serve::serve_blocking(repo.public_dir(), args.listen)
 }

@@ -29,13 +29,24 @@ pub fn run(root: &Path, args: ReindexArgs) -> anyhow::Result<ExitCode> {
             report.package_files, report.memberships
         );
         for refused in &report.unreadable {
-            println!("unreadable pool file: {}: {}", refused.path.display(), refused.error);
+            println!(
+                "unreadable pool file: {}: {}",
+                refused.path.display(),
+                refused.error
+            );
         }
         for missing in &report.missing_from_pool {
             println!("indexed but missing from the pool: {missing}");
         }
-        println!("not recoverable from disk: {}", report.not_recoverable.join(", "));
+        println!(
+            "not recoverable from disk: {}",
+            report.not_recoverable.join(", ")
+        );
     }
     let clean = report.unreadable.is_empty() && report.missing_from_pool.is_empty();
-    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -162,7 +162,9 @@ impl fmt::Display for Paragraph {
 pub fn is_field_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(['#', '-'])
-        && name.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+        && name
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b':')
 }
 
 /// dpkg's field order for binary index stanzas (Dpkg::Control::FieldsCore),

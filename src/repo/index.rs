@@ -107,9 +107,10 @@ impl ChunkCache {
             })
             .unwrap_or(None);
         if let Some((gzip, xz)) = cached {
-            if let (Ok(member), Ok(block)) =
-                (GzipMember::from_cache_bytes(&gzip), XzBlock::from_cache_bytes(&xz))
-            {
+            if let (Ok(member), Ok(block)) = (
+                GzipMember::from_cache_bytes(&gzip),
+                XzBlock::from_cache_bytes(&xz),
+            ) {
                 return Ok((member, block));
             }
         }
@@ -122,7 +123,11 @@ impl ChunkCache {
                 "INSERT OR REPLACE INTO chunks (sha256, gzip, xz, used_at) VALUES (?1, ?2, ?3, 0)",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![&key[..], member.to_cache_bytes(), block.to_cache_bytes()])
+                stmt.execute(params![
+                    &key[..],
+                    member.to_cache_bytes(),
+                    block.to_cache_bytes()
+                ])
             });
         Ok((member, block))
     }
@@ -131,7 +136,8 @@ impl ChunkCache {
     pub fn settle(&mut self, now: i64) -> Result<(), rusqlite::Error> {
         let tx = self.conn.transaction()?;
         {
-            let mut touch = tx.prepare_cached("UPDATE chunks SET used_at = ?2 WHERE sha256 = ?1")?;
+            let mut touch =
+                tx.prepare_cached("UPDATE chunks SET used_at = ?2 WHERE sha256 = ?1")?;
             for key in &self.used {
                 touch.execute(params![&key[..], now])?;
             }
@@ -172,9 +178,9 @@ pub fn write_index(
 
     let mut chunk: Vec<u8> = Vec::with_capacity(MIN_CHUNK * 2);
     let flush_group = |group: &mut Vec<(Version, String)>,
-                           chunk: &mut Vec<u8>,
-                           out: &mut IndexWriter<'_>,
-                           next_name: Option<&str>|
+                       chunk: &mut Vec<u8>,
+                       out: &mut IndexWriter<'_>,
+                       next_name: Option<&str>|
      -> Result<(), IndexError> {
         group.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         for (_, stanza) in group.drain(..) {
@@ -185,7 +191,8 @@ pub fn write_index(
             None => true,
             Some(name) => {
                 chunk.len() >= MAX_CHUNK
-                    || (chunk.len() >= MIN_CHUNK && fnv1a(name.as_bytes()) % BOUNDARY_ONE_IN == 0)
+                    || (chunk.len() >= MIN_CHUNK
+                        && fnv1a(name.as_bytes()).is_multiple_of(BOUNDARY_ONE_IN))
             }
         };
         if boundary && !chunk.is_empty() {
@@ -264,12 +271,11 @@ impl<'c> IndexWriter<'c> {
             None
         };
         let gzip = GzipWriter::new(open("Packages.gz")?);
-        let xz = XzStreamWriter::new(open("Packages.xz")?).map_err(|source| {
-            IndexError::Compress {
+        let xz =
+            XzStreamWriter::new(open("Packages.xz")?).map_err(|source| IndexError::Compress {
                 path: dir.join("Packages.xz").display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         Ok(IndexWriter {
             cache,
             dir,

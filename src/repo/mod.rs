@@ -13,8 +13,8 @@ pub mod index;
 pub mod lock;
 pub mod package;
 pub mod publish;
-pub mod release;
 mod reindex;
+pub mod release;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -321,7 +321,16 @@ impl Repository {
         let result = catalog::write(&mut self.catalog, |tx| -> Result<(), RepoError> {
             for (path, package) in &accepted {
                 let mut savepoint_files = Vec::new();
-                match store_one(tx, &public, path, package, target, actor, now, &mut savepoint_files) {
+                match store_one(
+                    tx,
+                    &public,
+                    path,
+                    package,
+                    target,
+                    actor,
+                    now,
+                    &mut savepoint_files,
+                ) {
                     Ok(outcome) => {
                         stored_here.extend(savepoint_files);
                         added.push(outcome);
@@ -369,7 +378,8 @@ impl Repository {
         // After a key rotation (keys added to repoctl.toml), clients must be
         // able to fetch every signing key before the old one goes away.
         write_public_keys(&self.root, &signer)?;
-        let mut cache = index::ChunkCache::open(&self.root.join("state").join("index-cache.sqlite"))?;
+        let mut cache =
+            index::ChunkCache::open(&self.root.join("state").join("index-cache.sqlite"))?;
         let now = now();
         let public = self.public_dir();
         let mut published = Vec::new();

@@ -14,7 +14,13 @@ use crate::deb::version::Version;
 /// Fields that the index computes; a `.deb` that carries them is refused so
 /// nothing it says can stand in for the repository's own values.
 const COMPUTED_FIELDS: &[&str] = &[
-    "Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5",
+    "Filename",
+    "Size",
+    "MD5sum",
+    "SHA1",
+    "SHA256",
+    "SHA512",
+    "Description-md5",
 ];
 
 #[derive(Debug, Clone)]
@@ -72,7 +78,11 @@ impl PolicyError {
 
 impl PackageFile {
     /// Applies the repository's policy to an inspected `.deb`.
-    pub fn from_deb(info: DebInfo, config: &Config, path: &Path) -> Result<PackageFile, PolicyError> {
+    pub fn from_deb(
+        info: DebInfo,
+        config: &Config,
+        path: &Path,
+    ) -> Result<PackageFile, PolicyError> {
         let shown = path.display().to_string();
         let mut control = info.control;
         let required = |field: &'static str| {
@@ -167,7 +177,13 @@ fn check_architecture(architecture: &str, config: &Config) -> Result<(), String>
     if architecture.contains(['/', '\\', '\0']) || architecture.contains("..") {
         return Err("it contains path components".into());
     }
-    if architecture == "all" || config.repository.architectures.iter().any(|a| a == architecture) {
+    if architecture == "all"
+        || config
+            .repository
+            .architectures
+            .iter()
+            .any(|a| a == architecture)
+    {
         return Ok(());
     }
     Err(format!(
@@ -198,8 +214,14 @@ mod tests {
 
     #[test]
     fn pool_prefix_follows_debian() {
-        assert_eq!(pool_path("dev", "vrmd-whois", "f.deb"), "pool/dev/v/vrmd-whois/f.deb");
-        assert_eq!(pool_path("main", "libpq5", "f.deb"), "pool/main/libp/libpq5/f.deb");
+        assert_eq!(
+            pool_path("dev", "vrmd-whois", "f.deb"),
+            "pool/dev/v/vrmd-whois/f.deb"
+        );
+        assert_eq!(
+            pool_path("main", "libpq5", "f.deb"),
+            "pool/main/libp/libpq5/f.deb"
+        );
     }
 
     #[test]

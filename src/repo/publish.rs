@@ -229,8 +229,10 @@ impl Publisher<'_> {
         sync_tree(&gen_dir).map_err(io_err("cannot fsync", &gen_dir))?;
         self.switch(dist, generation)
             .map_err(io_err("cannot switch the served link to", &gen_dir))?;
-        self.prune_generations(dist, generation)
-            .map_err(io_err("cannot prune old generations of", &self.generations_dir(dist)))?;
+        self.prune_generations(dist, generation).map_err(io_err(
+            "cannot prune old generations of",
+            &self.generations_dir(dist),
+        ))?;
         Ok(Some(DistPublished {
             dist: dist.to_string(),
             generation,
@@ -372,7 +374,11 @@ impl Publisher<'_> {
         let dir = self.generations_dir(dist);
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
-                if let Some(n) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+                if let Some(n) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
                     highest = highest.max(n);
                 }
             }
@@ -414,7 +420,10 @@ impl Publisher<'_> {
         served: Option<&Served>,
     ) -> io::Result<()> {
         let Some(served) = served else { return Ok(()) };
-        let oldest = served.generation.saturating_sub(KEEP_GENERATIONS - 2).max(1);
+        let oldest = served
+            .generation
+            .saturating_sub(KEEP_GENERATIONS - 2)
+            .max(1);
         for generation in oldest..=served.generation {
             let old_dir = self.generations_dir(dist).join(generation.to_string());
             let release = if generation == served.generation {
@@ -464,8 +473,14 @@ impl Publisher<'_> {
             dist: dist.to_string(),
             source,
         };
-        let inline = self.signer.clearsign_at(text.as_bytes(), when).map_err(signing)?;
-        let detached = self.signer.detached_at(text.as_bytes(), when).map_err(signing)?;
+        let inline = self
+            .signer
+            .clearsign_at(text.as_bytes(), when)
+            .map_err(signing)?;
+        let detached = self
+            .signer
+            .detached_at(text.as_bytes(), when)
+            .map_err(signing)?;
         for (name, bytes) in [
             ("Release", text.as_bytes()),
             ("Release.gpg", &detached[..]),
@@ -502,7 +517,11 @@ impl Publisher<'_> {
         let dir = self.generations_dir(dist);
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
-            let Some(n) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
                 continue;
             };
             if n + KEEP_GENERATIONS <= current {

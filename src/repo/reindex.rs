@@ -34,13 +34,12 @@ pub struct ReindexReport {
 pub fn run(root: &Path) -> Result<ReindexReport, RepoError> {
     let config = Config::load(root)?;
     let state = root.join("state");
-    let _lock = super::lock::WriterLock::acquire(&state.join("lock")).map_err(|source| {
-        RepoError::Io {
+    let _lock =
+        super::lock::WriterLock::acquire(&state.join("lock")).map_err(|source| RepoError::Io {
             action: "cannot take the writer lock",
             path: state.join("lock"),
             source,
-        }
-    })?;
+        })?;
     let public = root.join("public");
     let fresh_path = state.join("catalog.sqlite.rebuild");
     remove_database(&fresh_path);

@@ -61,7 +61,10 @@ impl Release {
             .unwrap_or(1)
             .max(8);
         for (section, digest) in [
-            ("MD5Sum", (|c: &Checksums| c.md5.clone()) as fn(&Checksums) -> String),
+            (
+                "MD5Sum",
+                (|c: &Checksums| c.md5.clone()) as fn(&Checksums) -> String,
+            ),
             ("SHA1", |c| c.sha1.clone()),
             ("SHA256", |c| c.sha256.clone()),
         ] {
@@ -171,7 +174,10 @@ mod tests {
         let text = release.render();
         assert!(text.contains("Date: "), "{text}");
         assert!(text.contains(" UTC\n"), "{text}");
-        assert!(text.contains(&format!(" {}   123456 main/binary-amd64/Packages\n", "h".repeat(64))));
+        assert!(text.contains(&format!(
+            " {}   123456 main/binary-amd64/Packages\n",
+            "h".repeat(64)
+        )));
         assert_eq!(Release::parse(&text).unwrap(), release);
     }
 }

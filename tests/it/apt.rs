@@ -10,10 +10,31 @@ fn real_apt_updates_lists_downloads_and_installs_from_a_served_repository() {
     let work = repo.work();
     let mut debs: Vec<_> = ["1", "2", "3"]
         .iter()
-        .map(|v| Deb { version: v, payload: v, ..Deb::default() }.build(&work))
+        .map(|v| {
+            Deb {
+                version: v,
+                payload: v,
+                ..Deb::default()
+            }
+            .build(&work)
+        })
         .collect();
-    debs.push(Deb { name: "vrmd-amd64only", architecture: "amd64", ..Deb::default() }.build(&work));
-    debs.push(Deb { name: "vrmd-i386only", architecture: "i386", ..Deb::default() }.build(&work));
+    debs.push(
+        Deb {
+            name: "vrmd-amd64only",
+            architecture: "amd64",
+            ..Deb::default()
+        }
+        .build(&work),
+    );
+    debs.push(
+        Deb {
+            name: "vrmd-i386only",
+            architecture: "i386",
+            ..Deb::default()
+        }
+        .build(&work),
+    );
     let refs: Vec<&std::path::Path> = debs.iter().map(|p| p.as_path()).collect();
     for (dist, component) in [("trusty", "dev"), ("trusty", "main"), ("precise", "main")] {
         repo.add(dist, component, &refs);
@@ -29,14 +50,22 @@ fn real_apt_updates_lists_downloads_and_installs_from_a_served_repository() {
             "main dev",
             "amd64",
             &[
-                "--expect", "vrmd-whois=1",
-                "--expect", "vrmd-whois=2",
-                "--expect", "vrmd-whois=3",
-                "--expect-candidate", "vrmd-whois=3",
-                "--expect", "vrmd-amd64only=1",
-                "--expect-absent", "vrmd-i386only",
-                "--download", "vrmd-whois=2",
-                "--install", "vrmd-whois=2",
+                "--expect",
+                "vrmd-whois=1",
+                "--expect",
+                "vrmd-whois=2",
+                "--expect",
+                "vrmd-whois=3",
+                "--expect-candidate",
+                "vrmd-whois=3",
+                "--expect",
+                "vrmd-amd64only=1",
+                "--expect-absent",
+                "vrmd-i386only",
+                "--download",
+                "vrmd-whois=2",
+                "--install",
+                "vrmd-whois=2",
             ],
         );
         assert!(ok, "apt-check {dist}/amd64 failed:\n{out}");
@@ -49,9 +78,12 @@ fn real_apt_updates_lists_downloads_and_installs_from_a_served_repository() {
             "main dev",
             "i386",
             &[
-                "--expect", "vrmd-whois=3",
-                "--expect", "vrmd-i386only=1",
-                "--expect-absent", "vrmd-amd64only",
+                "--expect",
+                "vrmd-whois=3",
+                "--expect",
+                "vrmd-i386only=1",
+                "--expect-absent",
+                "vrmd-amd64only",
             ],
         );
         assert!(ok, "apt-check {dist}/i386 failed:\n{out}");

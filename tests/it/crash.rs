@@ -19,7 +19,13 @@ fn sigkill_at_random_moments_leaves_a_complete_signed_tree() {
         .map(|i| {
             let arch = ["all", "amd64", "i386"][i % 3];
             let version = i.to_string();
-            Deb { version: &version, architecture: arch, payload: &version, ..Deb::default() }.build(&work)
+            Deb {
+                version: &version,
+                architecture: arch,
+                payload: &version,
+                ..Deb::default()
+            }
+            .build(&work)
         })
         .collect();
 
@@ -38,7 +44,9 @@ fn sigkill_at_random_moments_leaves_a_complete_signed_tree() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn add");
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..span.as_micros() as u64)));
+        std::thread::sleep(Duration::from_micros(
+            rng.gen_range(0..span.as_micros() as u64),
+        ));
         let _ = child.kill();
         let _ = child.wait();
         if let Err(problem) = check_served_tree(&repo.public(), &["trusty", "precise"], &key) {
@@ -51,12 +59,28 @@ fn sigkill_at_random_moments_leaves_a_complete_signed_tree() {
     let all: Vec<&std::path::Path> = debs.iter().map(|p| p.as_path()).collect();
     let out = repo.add("trusty", "dev", &all);
     let text = stdout(&out);
-    assert_eq!(text.matches("unchanged").count() + text.matches("added:").count(), debs.len(), "{text}");
-    let listed = stdout(&run_ok(repo.cmd().args(["list", "vrmd-whois", "--dist", "trusty"])));
+    assert_eq!(
+        text.matches("unchanged").count() + text.matches("added:").count(),
+        debs.len(),
+        "{text}"
+    );
+    let listed = stdout(&run_ok(repo.cmd().args([
+        "list",
+        "vrmd-whois",
+        "--dist",
+        "trusty",
+    ])));
     assert_eq!(listed.lines().count(), debs.len(), "{listed}");
     check_served_tree(&repo.public(), &["trusty", "precise"], &key).unwrap();
 
     let server = Server::start(&repo.root());
-    let (ok, out) = apt_check(&server.url, &key, "trusty", "main dev", "amd64", &["--expect", &format!("vrmd-whois={}", KILLS + 1)]);
+    let (ok, out) = apt_check(
+        &server.url,
+        &key,
+        "trusty",
+        "main dev",
+        "amd64",
+        &["--expect", &format!("vrmd-whois={}", KILLS + 1)],
+    );
     assert!(ok, "{out}");
 }

@@ -1,5 +1,8 @@
 //! Integration tests: one binary, so the suite links once.
 
+// Tests may panic on anything unexpected; that is how they fail.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod apt;

@@ -27,7 +27,11 @@ fn parse_stanzas(text: &str) -> BTreeMap<(String, String, String), Stanza> {
                 fields.insert(last.clone(), value.trim().to_string());
             }
         }
-        let key = (fields["Package"].clone(), fields["Version"].clone(), fields["Architecture"].clone());
+        let key = (
+            fields["Package"].clone(),
+            fields["Version"].clone(),
+            fields["Architecture"].clone(),
+        );
         out.insert(key, fields);
     }
     out
@@ -43,13 +47,21 @@ fn real_debian_debs() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "deb"))
         .collect();
     debs.sort();
-    assert!(debs.len() >= 2, "expected real Debian .debs in {}", dir.display());
+    assert!(
+        debs.len() >= 2,
+        "expected real Debian .debs in {}",
+        dir.display()
+    );
     debs
 }
 
 fn control_member(deb: &Path) -> String {
     let out = Command::new("ar").arg("t").arg(deb).output().expect("ar");
-    String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("control.tar")).unwrap_or("").to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("control.tar"))
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
@@ -65,16 +77,29 @@ fn packages_stanzas_match_dpkg_scanpackages_field_by_field() {
                 version: &version,
                 compression,
                 payload: compression,
-                extra: "Depends: libc6 (>= 2.15), python3 | python\nHomepage: https://example.com/x\n",
+                extra:
+                    "Depends: libc6 (>= 2.15), python3 | python\nHomepage: https://example.com/x\n",
                 ..Deb::default()
             }
             .build(&work),
         );
     }
     let real = real_debian_debs();
-    let members: Vec<String> = debs.iter().chain(&real).map(|d| control_member(d)).collect();
-    for wanted in ["control.tar.gz", "control.tar.xz", "control.tar.zst", "control.tar"] {
-        assert!(members.iter().any(|m| m == wanted), "no {wanted} in the test set: {members:?}");
+    let members: Vec<String> = debs
+        .iter()
+        .chain(&real)
+        .map(|d| control_member(d))
+        .collect();
+    for wanted in [
+        "control.tar.gz",
+        "control.tar.xz",
+        "control.tar.zst",
+        "control.tar",
+    ] {
+        assert!(
+            members.iter().any(|m| m == wanted),
+            "no {wanted} in the test set: {members:?}"
+        );
     }
     debs.extend(real);
     let refs: Vec<&Path> = debs.iter().map(|p| p.as_path()).collect();
@@ -86,13 +111,25 @@ fn packages_stanzas_match_dpkg_scanpackages_field_by_field() {
         .current_dir(repo.public())
         .output()
         .expect("dpkg-scanpackages runs");
-    assert!(scan.status.success(), "{}", String::from_utf8_lossy(&scan.stderr));
+    assert!(
+        scan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
     let theirs: BTreeMap<_, _> = parse_stanzas(&String::from_utf8_lossy(&scan.stdout))
         .into_iter()
         .filter(|((_, _, arch), _)| arch == "all" || arch == "amd64")
         .collect();
-    assert_eq!(ours.len(), debs.iter().filter(|d| !d.to_string_lossy().contains("_i386")).count());
-    assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>());
+    assert_eq!(
+        ours.len(),
+        debs.iter()
+            .filter(|d| !d.to_string_lossy().contains("_i386"))
+            .count()
+    );
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
     for (key, stanza) in &theirs {
         assert_eq!(&ours[key], stanza, "{key:?} differs from dpkg-scanpackages");
     }

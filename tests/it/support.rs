@@ -206,7 +206,14 @@ impl Drop for Server {
 }
 
 /// Runs the shared apt harness against a served repository.
-pub fn apt_check(url: &str, key: &Path, dist: &str, components: &str, arch: &str, checks: &[&str]) -> (bool, String) {
+pub fn apt_check(
+    url: &str,
+    key: &Path,
+    dist: &str,
+    components: &str,
+    arch: &str,
+    checks: &[&str],
+) -> (bool, String) {
     let script = project_dir()
         .join("..")
         .join("shared")
@@ -219,7 +226,13 @@ pub fn apt_check(url: &str, key: &Path, dist: &str, components: &str, arch: &str
     );
     let out = Command::new("bash")
         .arg(&script)
-        .args([url, key.to_str().expect("utf-8 path"), dist, components, arch])
+        .args([
+            url,
+            key.to_str().expect("utf-8 path"),
+            dist,
+            components,
+            arch,
+        ])
         .args(checks)
         .output()
         .expect("apt-check runs");
@@ -240,7 +253,10 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
             .display()
             .to_string();
         let value = if entry.path_is_symlink() {
-            format!("-> {}", std::fs::read_link(entry.path()).expect("link").display())
+            format!(
+                "-> {}",
+                std::fs::read_link(entry.path()).expect("link").display()
+            )
         } else if entry.file_type().is_file() {
             hex::encode(Sha256::digest(std::fs::read(entry.path()).expect("read")))
         } else {
@@ -248,9 +264,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
         };
         state.insert(rel, value);
     }
-    let conn = rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
+    let conn =
+        rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
     for table in ["package_files", "memberships", "dirty_indices", "history"] {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3")).expect("select");
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+            .expect("select");
         let columns = stmt.column_count();
         let rows: Vec<String> = stmt
             .query_map([], |row| {
@@ -292,16 +311,22 @@ pub fn check_served_tree(public: &Path, dists: &[&str], key: &Path) -> Result<()
             let size: usize = size.parse().map_err(|_| format!("bad size {line:?}"))?;
             let bytes = match std::fs::read(dist_dir.join(path)) {
                 Ok(bytes) => bytes,
-                Err(_) => decompress_sibling(&dist_dir.join(path))
-                    .ok_or_else(|| format!("{dist}: {path} is listed but neither it nor .gz/.xz exist"))?,
+                Err(_) => decompress_sibling(&dist_dir.join(path)).ok_or_else(|| {
+                    format!("{dist}: {path} is listed but neither it nor .gz/.xz exist")
+                })?,
             };
             if bytes.len() != size || hex::encode(Sha256::digest(&bytes)) != sha {
                 return Err(format!("{dist}: {path} does not match its Release entry"));
             }
         }
-        gpgv(key, &dist_dir.join("InRelease"), None).map_err(|e| format!("{dist}: InRelease: {e}"))?;
-        gpgv(key, &dist_dir.join("Release.gpg"), Some(&dist_dir.join("Release")))
-            .map_err(|e| format!("{dist}: Release.gpg: {e}"))?;
+        gpgv(key, &dist_dir.join("InRelease"), None)
+            .map_err(|e| format!("{dist}: InRelease: {e}"))?;
+        gpgv(
+            key,
+            &dist_dir.join("Release.gpg"),
+            Some(&dist_dir.join("Release")),
+        )
+        .map_err(|e| format!("{dist}: Release.gpg: {e}"))?;
     }
     Ok(())
 }
@@ -312,10 +337,14 @@ fn decompress_sibling(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
     let gz = std::fs::File::open(format!("{}.gz", path.display())).ok()?;
     let mut from_gz = Vec::new();
-    flate2::read::MultiGzDecoder::new(gz).read_to_end(&mut from_gz).ok()?;
+    flate2::read::MultiGzDecoder::new(gz)
+        .read_to_end(&mut from_gz)
+        .ok()?;
     let xz = std::fs::File::open(format!("{}.xz", path.display())).ok()?;
     let mut from_xz = Vec::new();
-    liblzma::read::XzDecoder::new(xz).read_to_end(&mut from_xz).ok()?;
+    liblzma::read::XzDecoder::new(xz)
+        .read_to_end(&mut from_xz)
+        .ok()?;
     (from_gz == from_xz).then_some(from_gz)
 }
 
@@ -324,7 +353,11 @@ fn decompress_sibling(path: &Path) -> Option<Vec<u8>> {
 pub fn gpgv(key: &Path, signed: &Path, data: Option<&Path>) -> Result<(), String> {
     let keyring = dearmored_keyring(key);
     let mut cmd = Command::new("gpgv");
-    cmd.arg("--status-fd").arg("1").arg("--keyring").arg(&keyring).arg(signed);
+    cmd.arg("--status-fd")
+        .arg("1")
+        .arg("--keyring")
+        .arg(&keyring)
+        .arg(signed);
     if let Some(data) = data {
         cmd.arg(data);
     }
