@@ -26,7 +26,7 @@ use openpgp::parse::Parse;
 use openpgp::policy::{Policy, StandardPolicy};
 use openpgp::serialize::stream::{Armorer, Message, Signer as StreamSigner};
 use openpgp::serialize::{Serialize, SerializeInto};
-use openpgp::types::{HashAlgorithm, KeyFlags, Timestamp};
+use openpgp::types::{HashAlgorithm, KeyFlags, RevocationStatus, Timestamp};
 use openpgp::Profile;
 use sequoia_openpgp as openpgp;
 
@@ -34,10 +34,11 @@ use sequoia_openpgp as openpgp;
 /// refused SHA-1 signatures since 1.2.7 and sqv refuses them too.
 const HASHES: [HashAlgorithm; 2] = [HashAlgorithm::SHA512, HashAlgorithm::SHA256];
 
-/// Errors from loading, generating, saving and using signing keys.
+/// Errors from loading, generating, saving and using signing keys. The
+/// message says what failed; [`SigningError::hint`] says how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    #[error("unknown key type `{given}`\nhint: use `rsa4096` (every apt client) or `ed25519` (only clients newer than Ubuntu 14.04)")]
+    #[error("unknown key type `{given}`")]
     UnknownKeyType { given: String },
 
     #[error("cannot read the signing key {path}")]
@@ -47,7 +48,7 @@ pub enum SigningError {
         source: io::Error,
     },
 
-    #[error("the signing key {path} is readable by group or others (mode {mode:04o})\nhint: run `chmod 600 {path}`")]
+    #[error("the signing key {path} is readable by group or others (mode {mode:04o})")]
     KeyFileTooOpen { path: PathBuf, mode: u32 },
 
     #[error("the signing key {path} is not a regular file")]
@@ -60,27 +61,27 @@ pub enum SigningError {
         source: anyhow::Error,
     },
 
-    #[error("{origin} holds {count} OpenPGP keys, expected exactly one\nhint: keep one key per file; list several key files to sign with several keys")]
+    #[error("{origin} holds {count} OpenPGP keys, expected exactly one")]
     SeveralKeys { origin: PathBuf, count: usize },
 
-    #[error("{origin} holds only the public part of key {fingerprint}, not the secret key\nhint: export the secret key, e.g. `gpg --armor --export-secret-keys {fingerprint} > FILE`")]
+    #[error("{origin} holds only the public part of key {fingerprint}, not the secret key")]
     PublicKeyOnly {
         origin: PathBuf,
         fingerprint: String,
     },
 
-    #[error("the secret key {fingerprint} in {origin} is protected by a passphrase; repoctl signs unattended and cannot use it\nhint: remove the passphrase (e.g. `gpg --passwd {fingerprint}` and an empty passphrase), export it again and protect the file with `chmod 600` instead")]
+    #[error("the secret key {fingerprint} in {origin} is protected by a passphrase; repoctl signs unattended and cannot use it")]
     Encrypted {
         origin: PathBuf,
         fingerprint: String,
     },
 
-    #[error("the OpenPGP key {fingerprint} from {origin} cannot sign at {time}: {reason}")]
+    #[error("the OpenPGP key {fingerprint} from {origin} cannot sign at {time}: {problem}")]
     KeyUnusable {
         origin: PathBuf,
         fingerprint: String,
         time: String,
-        reason: String,
+        problem: KeyProblem,
     },
 
     #[error("cannot generate a {kind} key")]
@@ -90,7 +91,7 @@ pub enum SigningError {
         source: anyhow::Error,
     },
 
-    #[error("{path} already exists; refusing to overwrite a key file\nhint: choose another path, or move the old key away if you really mean to replace it")]
+    #[error("{path} already exists; refusing to overwrite a key file")]
     AlreadyExists { path: PathBuf },
 
     #[error("cannot write the signing key {path}")]
@@ -110,7 +111,7 @@ pub enum SigningError {
     #[error("a signer needs at least one signing key")]
     NoKeys,
 
-    #[error("the signing keys {fingerprints} share no acceptable digest (SHA512 or SHA256)\nhint: sign with RSA or Ed25519 keys")]
+    #[error("the signing keys {fingerprints} share no acceptable digest (SHA512 or SHA256)")]
     NoCommonHash { fingerprints: String },
 
     #[error("signature time {time:?} cannot be written in OpenPGP (seconds since 1970 must fit in 32 bits)")]
@@ -122,6 +123,108 @@ pub enum SigningError {
         #[source]
         source: anyhow::Error,
     },
+}
+
+impl SigningError {
+    /// How to fix it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SigningError::UnknownKeyType { .. } => Some(
+                "use `rsa4096` (every apt client) or `ed25519` (only clients newer than Ubuntu 14.04)"
+                    .into(),
+            ),
+            SigningError::KeyFileTooOpen { path, .. } => {
+                Some(format!("run `chmod 600 {}`", path.display()))
+            }
+            SigningError::SeveralKeys { .. } => Some(
+                "keep one key per file; list several key files to sign with several keys".into(),
+            ),
+            SigningError::PublicKeyOnly { fingerprint, .. } => Some(format!(
+                "export the secret key, e.g. `gpg --armor --export-secret-keys {fingerprint} > FILE`"
+            )),
+            SigningError::Encrypted { fingerprint, .. } => Some(format!(
+                "remove the passphrase (e.g. `gpg --passwd {fingerprint}`, empty passphrase), export the key again and protect the file with `chmod 600` instead"
+            )),
+            SigningError::KeyUnusable {
+                fingerprint,
+                problem,
+                ..
+            } => problem.hint(fingerprint),
+            SigningError::AlreadyExists { .. } => Some(
+                "choose another path, or move the old key away if you really mean to replace it"
+                    .into(),
+            ),
+            SigningError::NoCommonHash { .. } => Some("sign with RSA or Ed25519 keys".into()),
+            SigningError::Read { .. }
+            | SigningError::NotAFile { .. }
+            | SigningError::Parse { .. }
+            | SigningError::Generate { .. }
+            | SigningError::Write { .. }
+            | SigningError::Serialize { .. }
+            | SigningError::NoKeys
+            | SigningError::TimeOutOfRange { .. }
+            | SigningError::Sign { .. } => None,
+        }
+    }
+}
+
+/// Why a key cannot sign at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// The signature time is before the key's creation time.
+    NotYetCreated { created: String },
+    /// The key is revoked.
+    Revoked,
+    /// The key (or every signing-capable key in it) has expired.
+    Expired { detail: String },
+    /// sequoia's standard policy, which sqv also applies, rejects the key
+    /// (for example self-signatures made with SHA-1).
+    Rejected { detail: String },
+    /// No key in the certificate may sign (only certification or encryption).
+    NoSigningKey,
+    /// The secret key material cannot be used.
+    BadSecret { detail: String },
+}
+
+impl KeyProblem {
+    fn hint(&self, fingerprint: &str) -> Option<String> {
+        match self {
+            KeyProblem::NotYetCreated { .. } => {
+                Some("check the clock: a signature cannot predate its key".into())
+            }
+            KeyProblem::Revoked => Some(
+                "sign with a new key, published in key.asc before the old one is dropped".into(),
+            ),
+            KeyProblem::Expired { .. } => Some(format!(
+                "extend the expiry (e.g. `gpg --quick-set-expire {fingerprint} 0`), export the key again and publish the new key.asc"
+            )),
+            KeyProblem::Rejected { .. } => Some(
+                "current apt (sqv) would reject signatures by this key too; generate a new key".into(),
+            ),
+            KeyProblem::NoSigningKey => Some("use a key with a signing-capable (S) key".into()),
+            KeyProblem::BadSecret { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyProblem::NotYetCreated { created } => {
+                write!(f, "the key was created later, at {created}")
+            }
+            KeyProblem::Revoked => f.write_str("the key is revoked"),
+            KeyProblem::Expired { detail } => write!(f, "the key has expired ({detail})"),
+            KeyProblem::Rejected { detail } => {
+                write!(
+                    f,
+                    "the key is not valid under the standard policy ({detail})"
+                )
+            }
+            KeyProblem::NoSigningKey => f.write_str("it has no valid signing-capable key"),
+            KeyProblem::BadSecret { detail } => write!(f, "its secret key is unusable ({detail})"),
+        }
+    }
 }
 
 /// The public-key algorithm of a generated key.
@@ -384,64 +487,56 @@ impl SigningKey {
     /// The key pair that signs at `time`: the newest valid signing-capable
     /// key with an unprotected secret, as gpg would choose.
     fn keypair(&self, time: SystemTime) -> Result<KeyPair, SigningError> {
-        let unusable = |reason: String| SigningError::KeyUnusable {
+        let unusable = |problem: KeyProblem| SigningError::KeyUnusable {
             origin: self.origin.clone(),
             fingerprint: self.fingerprint.clone(),
             time: format_time(time),
-            reason,
+            problem,
         };
         let policy: &dyn Policy = &StandardPolicy::new();
         let created = self.cert.primary_key().key().creation_time();
         if time < created {
-            return Err(unusable(format!(
-                "the key was created later, at {}\nhint: check the clock (a signature cannot predate its key)",
-                format_time(created)
-            )));
+            return Err(unusable(KeyProblem::NotYetCreated {
+                created: format_time(created),
+            }));
         }
-        let valid = self
-            .cert
-            .with_policy(policy, time)
-            .map_err(|e| unusable(format!("{e:#}")))?;
-        if let sequoia_openpgp::types::RevocationStatus::Revoked(_) = valid.revocation_status() {
-            return Err(unusable(
-                "the key is revoked\nhint: sign with a new key (and publish it in key.asc first)"
-                    .into(),
-            ));
+        let valid = self.cert.with_policy(policy, time).map_err(|e| {
+            unusable(KeyProblem::Rejected {
+                detail: format!("{e:#}"),
+            })
+        })?;
+        if let RevocationStatus::Revoked(_) = valid.revocation_status() {
+            return Err(unusable(KeyProblem::Revoked));
         }
         if let Err(e) = valid.alive() {
-            return Err(unusable(format!(
-                "{e:#}\nhint: extend the key's expiry (e.g. `gpg --quick-set-expire {} 0`) and publish the updated key.asc",
-                self.fingerprint
-            )));
+            return Err(unusable(KeyProblem::Expired {
+                detail: format!("{e:#}"),
+            }));
         }
-        let signing = || {
-            valid
-                .keys()
-                .supported()
-                .alive()
-                .revoked(false)
-                .for_signing()
-        };
+        let signing = || valid.keys().supported().revoked(false).for_signing();
         let chosen = signing()
+            .alive()
             .secret()
             .filter(|ka| ka.key().has_unencrypted_secret())
             .max_by_key(|ka| ka.key().creation_time());
         match chosen {
             Some(ka) => ka.key().clone().into_keypair().map_err(|e| {
-                unusable(format!("cannot use the secret key: {e:#}"))
+                unusable(KeyProblem::BadSecret {
+                    detail: format!("{e:#}"),
+                })
             }),
-            None if signing().secret().next().is_some() => Err(SigningError::Encrypted {
+            None if signing().alive().secret().next().is_some() => Err(SigningError::Encrypted {
                 origin: self.origin.clone(),
                 fingerprint: self.fingerprint.clone(),
             }),
-            None if signing().next().is_some() => Err(SigningError::PublicKeyOnly {
+            None if signing().alive().next().is_some() => Err(SigningError::PublicKeyOnly {
                 origin: self.origin.clone(),
                 fingerprint: self.fingerprint.clone(),
             }),
-            None => Err(unusable(
-                "it has no valid signing-capable key (the key flags allow only certification or encryption)"
-                    .into(),
-            )),
+            None if signing().next().is_some() => Err(unusable(KeyProblem::Expired {
+                detail: "every signing-capable key has expired".into(),
+            })),
+            None => Err(unusable(KeyProblem::NoSigningKey)),
         }
     }
 }
@@ -487,9 +582,10 @@ impl Signer {
     /// (use the Release `Date`).
     ///
     /// The cleartext framework does not sign trailing spaces and tabs, so
-    /// they are removed from the output, and a final newline is added when
-    /// missing. A Release file has neither; the signed text is then exactly
-    /// `text`, which is what apt extracts from the `InRelease`.
+    /// they are removed from the output. Otherwise the signed text is `text`
+    /// byte for byte, final newline included (sequoia writes an extra line
+    /// break before the signature), and that is what apt extracts from the
+    /// `InRelease`. A Release file has no trailing blanks.
     pub fn clearsign_at(&self, text: &[u8], time: SystemTime) -> Result<Vec<u8>, SigningError> {
         self.sign(text, time, Mode::Cleartext)
     }
@@ -687,10 +783,8 @@ mod tests {
             .expect_err("public only");
         assert!(matches!(err, SigningError::PublicKeyOnly { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("/k/pub.asc") && msg.contains("--export-secret-keys"),
-            "{msg}"
-        );
+        assert!(msg.contains("/k/pub.asc"), "{msg}");
+        assert!(err.hint().expect("hint").contains("--export-secret-keys"));
     }
 
     #[test]
@@ -707,6 +801,7 @@ mod tests {
             SigningKey::from_armored(&armored, Path::new("/k/locked.asc")).expect_err("encrypted");
         assert!(matches!(err, SigningError::Encrypted { .. }), "{err:?}");
         assert!(err.to_string().contains("passphrase"), "{err}");
+        assert!(err.hint().expect("hint").contains("gpg --passwd"));
     }
 
     #[test]
@@ -737,8 +832,18 @@ mod tests {
             .expect("generate");
         let armored = cert.as_tsk().armored().to_vec().expect("armor");
         let err = SigningKey::from_armored(&armored, Path::new("k")).expect_err("expired");
-        assert!(matches!(err, SigningError::KeyUnusable { .. }), "{err:?}");
-        assert!(err.to_string().contains("expir"), "{err}");
+        assert!(
+            matches!(
+                &err,
+                SigningError::KeyUnusable {
+                    problem: KeyProblem::Expired { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("expired"), "{err}");
+        assert!(err.hint().expect("hint").contains("--quick-set-expire"));
     }
 
     #[test]
@@ -753,6 +858,7 @@ mod tests {
             .clearsign_at(b"Origin: x\n", at(1_599_999_999))
             .expect_err("too early");
         assert!(err.to_string().contains("created later"), "{err}");
+        assert!(err.hint().expect("hint").contains("clock"));
         signer
             .clearsign_at(b"Origin: x\n", at(1_600_000_000))
             .expect("same second is fine");

@@ -73,10 +73,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The `hint:` line for an error, from the first cause that has one.
 pub fn hint(error: &anyhow::Error) -> Option<String> {
-    error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<crate::repo::RepoError>())
-        .and_then(crate::repo::RepoError::hint)
+    error.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<crate::repo::RepoError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::signing::SigningError>() {
+            e.hint()
+        } else {
+            cause.downcast_ref::<Problem>().map(|p| p.hint.clone())
+        }
+    })
+}
+
+/// A refusal found by the command line itself, with its fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Problem {
+    message: String,
+    hint: String,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Problem {
+        Problem {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
 }
 
 pub fn init_logging(global: &GlobalArgs) {

@@ -40,8 +40,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
             },
         )?
     };
+    let listener = super::serve::bind(args.listen)?;
     let repo_cfg = &repo.config().repository;
-    let url = format!("http://{}/", args.listen);
+    let url = format!("http://{}/", listener.local_addr()?);
     let dist = repo_cfg.dists.last().cloned().unwrap_or_default();
     let components = repo_cfg.components.join(" ");
     let root_shown = root.display();
@@ -63,5 +64,5 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         "  repoctl --root {root_shown} add --dist {dist} --component dev vrmd-whois_42_all.deb"
     );
     println!();
-    super::serve::serve_blocking(repo.public_dir(), args.listen)
+    super::serve::serve_blocking(repo.public_dir(), listener)
 }

@@ -22,15 +22,29 @@ pub struct ServeArgs {
 pub fn run(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Opening checks that this is a repository before we listen.
     let repo = Repository::open(root)?;
-    serve_blocking(repo.public_dir(), args.listen)
+    let listener = bind(args.listen)?;
+    serve_blocking(repo.public_dir(), listener)
 }
 
-pub fn serve_blocking(public: std::path::PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+pub fn bind(listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(listen).map_err(|e| {
+        super::Problem::new(
+            format!("cannot listen on {listen}: {e}"),
+            "pick a free address with --listen, e.g. 127.0.0.1:8081",
+        )
+        .into()
+    })
+}
+
+pub fn serve_blocking(
+    public: std::path::PathBuf,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime
-        .block_on(crate::server::serve(public, listen))
-        .map_err(|e| anyhow::anyhow!("cannot serve on {listen}: {e}"))?;
+        .block_on(crate::server::serve(public, listener))
+        .map_err(|e| anyhow::anyhow!("serving failed: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }

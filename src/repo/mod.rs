@@ -114,7 +114,7 @@ impl RepoError {
             RepoError::Deb(e) => e.hint(),
             RepoError::Policy(e) => e.hint(),
             RepoError::Publish(e) => e.hint(),
-            RepoError::Signing(_) => None,
+            RepoError::Signing(e) => e.hint(),
             RepoError::AlreadyInitialized { .. } => Some(
                 "use that repository as it is (repoctl --root DIR ...), or init another directory".into(),
             ),

@@ -28,10 +28,12 @@ async fn not_found() -> StatusCode {
     StatusCode::NOT_FOUND
 }
 
-/// Serves `public` on `listen` until Ctrl-C or SIGTERM.
-pub async fn serve(public: PathBuf, listen: SocketAddr) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let local = listener.local_addr()?;
+/// Serves `public` on an already bound listener until Ctrl-C or SIGTERM.
+/// Binding first lets callers print the real address (port 0 picks one).
+pub async fn serve(public: PathBuf, listener: std::net::TcpListener) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let local: SocketAddr = listener.local_addr()?;
     tracing::info!(%local, public = %public.display(), "serving");
     eprintln!("serving {} on http://{local}/", public.display());
     axum::serve(listener, router(public))

@@ -11,5 +11,6 @@ mod cli;
 mod compress;
 mod crash;
 mod scanpackages;
+mod signatures;
 mod signing;
 mod version_dpkg;
