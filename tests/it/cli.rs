@@ -407,3 +407,101 @@ fn ed25519_keys_work_but_warn_about_old_clients() {
     )
     .unwrap();
 }
+
+#[test]
+fn commands_work_while_serve_runs_on_the_same_root() {
+    let repo = TestRepo::new();
+    let server = crate::support::Server::start(&repo.root());
+    let deb = Deb {
+        version: "77",
+        ..Deb::default()
+    }
+    .build(&repo.work());
+    repo.add("trusty", "dev", &[&deb]);
+    run_ok(repo.cmd().args(["list", "vrmd-whois"]));
+    run_ok(repo.cmd().args(["publish", "--force"]));
+    let (ok, out) = crate::support::apt_check(
+        &server.url,
+        &repo.public().join("key.asc"),
+        "trusty",
+        "dev",
+        "amd64",
+        &["--expect", "vrmd-whois=77"],
+    );
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn uncompressed_packages_and_valid_until_follow_the_config() {
+    let repo = TestRepo::new();
+    let config_path = repo.root().join("repoctl.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let config = config.replace(
+        "[publish]\nwrite_uncompressed = false",
+        "[publish]\nwrite_uncompressed = true\nvalid_for_days = 7",
+    );
+    assert!(config.contains("valid_for_days = 7"), "{config}");
+    std::fs::write(&config_path, config).unwrap();
+    let deb = Deb::default().build(&repo.work());
+    repo.add("trusty", "dev", &[&deb]);
+    let plain =
+        std::fs::read_to_string(repo.public().join("dists/trusty/dev/binary-amd64/Packages"))
+            .unwrap();
+    assert_eq!(
+        plain,
+        crate::support::index_text(&repo.public(), "trusty", "dev", "amd64")
+    );
+    let release = std::fs::read_to_string(repo.public().join("dists/trusty/Release")).unwrap();
+    let field = |name: &str| {
+        let line = release
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{release}"));
+        httpdate::parse_http_date(&line[name.len()..].replace("UTC", "GMT")).unwrap()
+    };
+    assert_eq!(
+        field("Valid-Until: ")
+            .duration_since(field("Date: "))
+            .unwrap()
+            .as_secs(),
+        7 * 86_400
+    );
+    check_served_tree(
+        &repo.public(),
+        &["precise", "trusty"],
+        &repo.public().join("key.asc"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_secret_key_readable_by_others_is_refused() {
+    let repo = TestRepo::new();
+    let key = repo.root().join("keys/signing-key.asc");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = repo.cmd().args(["publish", "--force"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("readable by group or others") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_unknown_roots_say_how_to_start() {
+    let repo = TestRepo::new();
+    let out = repo.cmd().arg("add").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::repoctl(dir.path())
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("hint: run `repoctl init`"),
+        "{}",
+        stderr(&out)
+    );
+}
