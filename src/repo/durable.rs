@@ -55,6 +55,15 @@ impl TempFile {
         sync_parent(dest)
     }
 
+    /// Renames over `dest` without waiting for the disk: for batches whose
+    /// files are made durable together with [`sync_all`] before anything
+    /// refers to them.
+    pub fn commit_unsynced(mut self, dest: &Path) -> io::Result<()> {
+        fs::rename(&self.path, dest)?;
+        self.armed = false;
+        Ok(())
+    }
+
     /// fsyncs and links the file at `dest`, failing if `dest` exists.
     pub fn commit_new(mut self, dest: &Path) -> io::Result<()> {
         self.file.sync_all()?;
@@ -104,6 +113,54 @@ pub fn copy_file(source: &Path, dest: &Path) -> io::Result<()> {
     let mut input = File::open(source)?;
     io::copy(&mut input, temp.file())?;
     temp.commit(dest)
+}
+
+/// Copies `source` to `dest` atomically; durable only after [`sync_all`]
+/// covers `dest` and its directory.
+pub fn copy_file_unsynced(source: &Path, dest: &Path) -> io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut temp = TempFile::new_in(dir)?;
+    let mut input = File::open(source)?;
+    io::copy(&mut input, temp.file())?;
+    temp.commit_unsynced(dest)
+}
+
+/// Threads that fsync together (see [`sync_all`]).
+const SYNC_THREADS: usize = 16;
+
+/// fsyncs every path (files and directories) on a few threads at once, so
+/// the file system can commit them together: one after the other they cost
+/// ~4 ms each here, which dominated small publishes and bulk imports.
+pub fn sync_all(paths: &[PathBuf]) -> io::Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> io::Result<()> {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(path) = paths.get(i) else {
+                return Ok(());
+            };
+            File::open(path)?.sync_all()?;
+        }
+    };
+    let threads = SYNC_THREADS.min(paths.len());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(io::Error::other("an fsync thread panicked")))
+        })
+    })
+}
+
+/// The files and their distinct parent directories, ready for [`sync_all`].
+pub fn with_parents(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    files.iter().cloned().chain(dirs).collect()
 }
 
 /// fsyncs the directory holding `path`, so a rename in it survives a crash.

@@ -79,11 +79,17 @@ impl ChunkCache {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // A lost cache entry costs a recompression, never correctness.
         conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.pragma_update(None, "cache_size", -256)?;
         conn.execute_batch(
+            // The blobs never change; last use lives in its own small table
+            // because SQLite rewrites a whole row (blobs included) on UPDATE.
             "CREATE TABLE IF NOT EXISTS chunks (
                  sha256  BLOB PRIMARY KEY,
                  gzip    BLOB NOT NULL,
-                 xz      BLOB NOT NULL,
+                 xz      BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS chunk_use (
+                 sha256  BLOB PRIMARY KEY,
                  used_at INTEGER NOT NULL
              ) WITHOUT ROWID;",
         )?;
@@ -119,9 +125,7 @@ impl ChunkCache {
         // A failed cache write only costs a later recompression.
         let _ = self
             .conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO chunks (sha256, gzip, xz, used_at) VALUES (?1, ?2, ?3, 0)",
-            )
+            .prepare_cached("INSERT OR REPLACE INTO chunks (sha256, gzip, xz) VALUES (?1, ?2, ?3)")
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     &key[..],
@@ -132,23 +136,34 @@ impl ChunkCache {
         Ok((member, block))
     }
 
-    /// Marks this publish's chunks as used and drops long-unused ones.
+    /// Marks the chunks this cache handed out as used at `now`.
     pub fn settle(&mut self, now: i64) -> Result<(), rusqlite::Error> {
         let tx = self.conn.transaction()?;
         {
-            let mut touch =
-                tx.prepare_cached("UPDATE chunks SET used_at = ?2 WHERE sha256 = ?1")?;
+            let mut touch = tx.prepare_cached(
+                "INSERT OR REPLACE INTO chunk_use (sha256, used_at) VALUES (?1, ?2)",
+            )?;
             for key in &self.used {
                 touch.execute(params![&key[..], now])?;
             }
         }
-        tx.execute(
-            "DELETE FROM chunks WHERE used_at < ?1",
-            [now - CACHE_TTL_SECS],
-        )?;
         tx.commit()?;
         self.used.clear();
         Ok(())
+    }
+
+    /// Drops chunks no publish used for `CACHE_TTL_SECS`. Run once after a
+    /// publish's render threads have all settled, so no thread drops what
+    /// another just inserted.
+    pub fn expire(&mut self, now: i64) -> Result<(), rusqlite::Error> {
+        let expired = now - CACHE_TTL_SECS;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM chunks WHERE sha256 NOT IN (SELECT sha256 FROM chunk_use WHERE used_at >= ?1)",
+            [expired],
+        )?;
+        tx.execute("DELETE FROM chunk_use WHERE used_at < ?1", [expired])?;
+        tx.commit()
     }
 }
 

@@ -32,6 +32,10 @@ use publish::{DistPublished, PublishError, Publisher};
 
 pub use reindex::ReindexReport;
 
+/// Files under `state/`.
+pub const CATALOG_FILE: &str = "catalog.sqlite";
+pub const INDEX_CACHE_FILE: &str = "index-cache.sqlite";
+
 /// Which door a change came through; recorded in the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -248,7 +252,7 @@ impl Repository {
             path: state.clone(),
             source,
         })?;
-        let catalog = catalog::open(&state.join("catalog.sqlite"))?;
+        let catalog = catalog::open(&state.join(CATALOG_FILE))?;
         Ok(Repository {
             root: root.to_path_buf(),
             config,
@@ -346,6 +350,15 @@ impl Repository {
             }
             let archs = dirty_architectures(&all_archs, &added);
             catalog::mark_dirty(tx, &target.dist, &target.component, &archs)?;
+            // The acknowledgement: new pool files reach the disk before the
+            // transaction that refers to them commits.
+            durable::sync_all(&durable::with_parents(&stored_here)).map_err(|source| {
+                RepoError::Io {
+                    action: "cannot fsync new pool files in",
+                    path: public.join("pool"),
+                    source,
+                }
+            })?;
             Ok(())
         });
         if let Err(e) = result {
@@ -375,11 +388,10 @@ impl Repository {
 
     fn publish_locked(&mut self, force: bool) -> Result<Vec<DistPublished>, RepoError> {
         let signer = self.signer()?;
+        let state = self.root.join("state");
         // After a key rotation (keys added to repoctl.toml), clients must be
         // able to fetch every signing key before the old one goes away.
         write_public_keys(&self.root, &signer)?;
-        let mut cache =
-            index::ChunkCache::open(&self.root.join("state").join("index-cache.sqlite"))?;
         let now = now();
         let public = self.public_dir();
         let mut published = Vec::new();
@@ -387,9 +399,8 @@ impl Repository {
             let dirty = catalog::dirty_indices(&self.catalog, &dist)?;
             let mut publisher = Publisher {
                 public: &public,
+                state: &state,
                 config: &self.config,
-                catalog: &self.catalog,
-                cache: &mut cache,
                 signer: &signer,
                 now,
             };
@@ -420,7 +431,6 @@ impl Repository {
                 published.push(done);
             }
         }
-        cache.settle(now)?;
         Ok(published)
     }
 
@@ -584,8 +594,9 @@ fn store_one(
     })
 }
 
-/// Copies into the pool durably. A pool file without a catalog row can only
-/// be the leftover of an interrupted add (never acknowledged): replace it.
+/// Copies into the pool (made durable by the caller before its commit). A
+/// pool file without a catalog row can only be the leftover of an
+/// interrupted add (never acknowledged): replace it.
 fn store_in_pool(source: &Path, dest: &Path) -> Result<(), RepoError> {
     if let Some(dir) = dest.parent() {
         fs::create_dir_all(dir).map_err(|e| RepoError::Io {
@@ -594,7 +605,7 @@ fn store_in_pool(source: &Path, dest: &Path) -> Result<(), RepoError> {
             source: e,
         })?;
     }
-    durable::copy_file(source, dest).map_err(|e| RepoError::Io {
+    durable::copy_file_unsynced(source, dest).map_err(|e| RepoError::Io {
         action: "cannot store in the pool",
         path: dest.to_path_buf(),
         source: e,

@@ -22,8 +22,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use rusqlite::Connection;
-
 use super::durable;
 use super::index::{self, ChunkCache, IndexError, IndexTarget};
 use super::release::{Release, ReleaseFields};
@@ -117,9 +115,9 @@ struct Served {
 
 pub struct Publisher<'a> {
     pub public: &'a Path,
+    /// `state/`: render threads open their own catalog and cache connections.
+    pub state: &'a Path,
     pub config: &'a Config,
-    pub catalog: &'a Connection,
-    pub cache: &'a mut ChunkCache,
     pub signer: &'a Signer,
     pub now: i64,
 }
@@ -163,53 +161,54 @@ impl Publisher<'_> {
         }
         fs::create_dir_all(&gen_dir).map_err(io_err("cannot create", &gen_dir))?;
 
+        // Decide per index: link the served files, or render anew.
         let mut files = BTreeMap::new();
-        let mut written = Vec::new();
+        let mut to_render = Vec::new();
         let repo = &self.config.repository;
         for component in &repo.components {
             for arch in &repo.architectures {
                 let rel = format!("{component}/binary-{arch}");
-                let dir = gen_dir.join(&rel);
+                let is_dirty = dirty.iter().any(|(c, a)| c == component && a == arch);
                 let reuse = served
                     .as_ref()
-                    .filter(|_| !force)
-                    .filter(|_| !dirty.iter().any(|(c, a)| c == component && a == arch))
-                    .and_then(|s| self.reusable(s, &rel));
-                let sums = match reuse {
-                    Some(sums) => sums,
-                    None => {
-                        written.push(rel.clone());
-                        let target = IndexTarget {
-                            dist,
-                            component,
-                            architecture: arch,
-                            dir: &dir,
-                            write_plain: self.config.publish.write_uncompressed,
-                        };
-                        let sums = index::write_index(self.catalog, self.cache, &target).map_err(
-                            |source| PublishError::Index {
-                                dist: dist.to_string(),
-                                source,
-                            },
-                        )?;
-                        [sums.plain, sums.gzip, sums.xz]
-                    }
-                };
-                if let Some(served) = served.as_ref().filter(|_| !written.contains(&rel)) {
-                    for name in self.index_file_names() {
-                        let from = served.dir.join(&rel).join(name);
-                        let to = dir.join(name);
+                    .filter(|_| !force && !is_dirty)
+                    .and_then(|s| self.reusable(s, &rel).map(|sums| (s, sums)));
+                match reuse {
+                    Some((served, sums)) => {
+                        let dir = gen_dir.join(&rel);
                         fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-                        fs::hard_link(&from, &to).map_err(io_err("cannot link", &to))?;
+                        for name in self.index_file_names() {
+                            let to = dir.join(name);
+                            fs::hard_link(served.dir.join(&rel).join(name), &to)
+                                .map_err(io_err("cannot link", &to))?;
+                        }
+                        insert_index_sums(&mut files, &rel, sums);
                     }
+                    None => to_render.push((component.as_str(), arch.as_str(), rel)),
                 }
-                for (name, sums) in ["Packages", "Packages.gz", "Packages.xz"].iter().zip(sums) {
-                    files.insert(format!("{rel}/{name}"), sums);
-                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let rendered = self.render_indices(dist, &gen_dir, &to_render)?;
+        ChunkCache::open(&self.state.join(super::INDEX_CACHE_FILE))
+            .and_then(|mut cache| cache.expire(self.now))
+            .map_err(|source| PublishError::Index {
+                dist: dist.to_string(),
+                source: IndexError::Cache(source),
+            })?;
+        tracing::debug!(dist, indices = to_render.len(), elapsed = ?started.elapsed(), "rendered");
+        for ((_, _, rel), sums) in to_render.iter().zip(rendered) {
+            insert_index_sums(&mut files, rel, sums);
+        }
+        for component in &repo.components {
+            for arch in &repo.architectures {
+                let rel = format!("{component}/binary-{arch}");
+                let dir = gen_dir.join(&rel);
                 self.link_by_hash(&dir, &files, &rel)
                     .map_err(io_err("cannot link by-hash files in", &dir))?;
             }
         }
+        let written: Vec<String> = to_render.into_iter().map(|(_, _, rel)| rel).collect();
         self.keep_older_by_hash(dist, &gen_dir, served.as_ref())
             .map_err(io_err("cannot link older by-hash files into", &gen_dir))?;
 
@@ -226,7 +225,9 @@ impl Publisher<'_> {
             files,
         };
         self.write_signed_release(dist, &gen_dir, &release)?;
+        tracing::debug!(dist, elapsed = ?started.elapsed(), "signed");
         sync_tree(&gen_dir).map_err(io_err("cannot fsync", &gen_dir))?;
+        tracing::debug!(dist, elapsed = ?started.elapsed(), "synced");
         self.switch(dist, generation)
             .map_err(io_err("cannot switch the served link to", &gen_dir))?;
         self.prune_generations(dist, generation).map_err(io_err(
@@ -239,6 +240,85 @@ impl Publisher<'_> {
             date,
             indices_written: written,
         }))
+    }
+
+    /// Renders the given indices, one thread per core: each index streams
+    /// its own rows and hashes its own text, so they parallelise cleanly.
+    fn render_indices(
+        &self,
+        dist: &str,
+        gen_dir: &Path,
+        jobs: &[(&str, &str, String)],
+    ) -> Result<Vec<[Checksums; 3]>, PublishError> {
+        let index_err = |source| PublishError::Index {
+            dist: dist.to_string(),
+            source,
+        };
+        let render = |(component, arch, rel): &(&str, &str, String)| {
+            let catalog = super::catalog::open(&self.state.join(super::CATALOG_FILE))
+                .map_err(IndexError::Cache)?;
+            // A streaming scan gains nothing from a page cache; keep memory flat.
+            catalog
+                .pragma_update(None, "cache_size", -1024)
+                .map_err(IndexError::Cache)?;
+            let mut cache = ChunkCache::open(&self.state.join(super::INDEX_CACHE_FILE))?;
+            let target = IndexTarget {
+                dist,
+                component,
+                architecture: arch,
+                dir: &gen_dir.join(rel),
+                write_plain: self.config.publish.write_uncompressed,
+            };
+            let sums = index::write_index(&catalog, &mut cache, &target)?;
+            cache.settle(self.now)?;
+            Ok::<_, IndexError>([sums.plain, sums.gzip, sums.xz])
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len());
+        if threads <= 1 {
+            return jobs
+                .iter()
+                .map(|job| render(job).map_err(index_err))
+                .collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<[Checksums; 3], IndexError>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(job) = jobs.get(i) else { break };
+                            done.push((i, render(job)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for worker in workers {
+                if let Ok(done) = worker.join() {
+                    for (i, result) in done {
+                        results[i] = Some(result);
+                    }
+                }
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(IndexError::Write {
+                        path: gen_dir.display().to_string(),
+                        source: io::Error::other("an index rendering thread panicked"),
+                    })
+                })
+                .map_err(index_err)
+            })
+            .collect()
     }
 
     fn release_fields(&self, dist: &str) -> ReleaseFields {
@@ -532,6 +612,12 @@ impl Publisher<'_> {
     }
 }
 
+fn insert_index_sums(files: &mut BTreeMap<String, Checksums>, rel: &str, sums: [Checksums; 3]) {
+    for (name, sums) in ["Packages", "Packages.gz", "Packages.xz"].iter().zip(sums) {
+        files.insert(format!("{rel}/{name}"), sums);
+    }
+}
+
 fn check_identity(
     dist: &str,
     published: &ReleaseFields,
@@ -554,13 +640,16 @@ fn check_identity(
     Ok(())
 }
 
-/// fsyncs every file and directory of a freshly written generation.
+/// Makes a freshly written generation durable before it is switched in:
+/// every regular file and directory of it.
 fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
+    let mut paths = Vec::new();
+    for entry in walkdir::WalkDir::new(dir) {
         let entry = entry.map_err(io::Error::other)?;
-        if entry.file_type().is_dir() || entry.file_type().is_file() {
-            fs::File::open(entry.path())?.sync_all()?;
+        let kind = entry.file_type();
+        if kind.is_dir() || kind.is_file() {
+            paths.push(entry.into_path());
         }
     }
-    Ok(())
+    durable::sync_all(&paths)
 }

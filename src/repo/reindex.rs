@@ -41,7 +41,7 @@ pub fn run(root: &Path) -> Result<ReindexReport, RepoError> {
             source,
         })?;
     let public = root.join("public");
-    let fresh_path = state.join("catalog.sqlite.rebuild");
+    let fresh_path = state.join(format!("{}.rebuild", super::CATALOG_FILE));
     remove_database(&fresh_path);
     let mut conn = catalog::open(&fresh_path)?;
     let at = now();
@@ -150,7 +150,7 @@ pub fn run(root: &Path) -> Result<ReindexReport, RepoError> {
     report.missing_from_pool.sort();
     report.missing_from_pool.dedup();
 
-    let live = state.join("catalog.sqlite");
+    let live = state.join(super::CATALOG_FILE);
     remove_database(&live);
     fs::rename(&fresh_path, &live).map_err(|source| RepoError::Io {
         action: "cannot move the rebuilt catalog to",
