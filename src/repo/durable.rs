@@ -106,15 +106,6 @@ pub fn write_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     temp.commit(dest)
 }
 
-/// Copies `source` to `dest` atomically and durably.
-pub fn copy_file(source: &Path, dest: &Path) -> io::Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut temp = TempFile::new_in(dir)?;
-    let mut input = File::open(source)?;
-    io::copy(&mut input, temp.file())?;
-    temp.commit(dest)
-}
-
 /// Copies `source` to `dest` atomically; durable only after [`sync_all`]
 /// covers `dest` and its directory.
 pub fn copy_file_unsynced(source: &Path, dest: &Path) -> io::Result<()> {

@@ -535,22 +535,7 @@ fn store_one(
             store_in_pool(path, &dest)?;
             created.push(dest);
             let stanza = package.stanza(&pool_path);
-            let id = catalog::insert_file(
-                tx,
-                &catalog::NewFile {
-                    name: &package.name,
-                    version: package.version.as_str(),
-                    architecture: &package.architecture,
-                    file_name: &package.file_name,
-                    pool_path: &pool_path,
-                    size: sums.size,
-                    md5: &sums.md5,
-                    sha1: &sums.sha1,
-                    sha256: &sums.sha256,
-                    stanza: &stanza,
-                    at: now,
-                },
-            )?;
+            let id = catalog::insert_file(tx, &package.catalog_row(&pool_path, &stanza, now))?;
             (id, pool_path, AddOutcome::Added)
         }
     };

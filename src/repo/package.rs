@@ -143,6 +143,29 @@ impl PackageFile {
         })
     }
 
+    /// The catalog row for this file stored at `pool_path`.
+    pub fn catalog_row<'a>(
+        &'a self,
+        pool_path: &'a str,
+        stanza: &'a str,
+        at: i64,
+    ) -> super::catalog::NewFile<'a> {
+        let sums = &self.checksums;
+        super::catalog::NewFile {
+            name: &self.name,
+            version: self.version.as_str(),
+            architecture: &self.architecture,
+            file_name: &self.file_name,
+            pool_path,
+            size: sums.size,
+            md5: &sums.md5,
+            sha1: &sums.sha1,
+            sha256: &sums.sha256,
+            stanza,
+            at,
+        }
+    }
+
     /// The `Packages` stanza for this file stored at `pool_path`.
     pub fn stanza(&self, pool_path: &str) -> String {
         let mut control = self.control.clone();

@@ -73,22 +73,7 @@ pub fn run(root: &Path) -> Result<ReindexReport, RepoError> {
             };
             let sums = &package.checksums;
             let stanza = package.stanza(&rel);
-            let id = catalog::insert_file(
-                tx,
-                &catalog::NewFile {
-                    name: &package.name,
-                    version: package.version.as_str(),
-                    architecture: &package.architecture,
-                    file_name: &package.file_name,
-                    pool_path: &rel,
-                    size: sums.size,
-                    md5: &sums.md5,
-                    sha1: &sums.sha1,
-                    sha256: &sums.sha256,
-                    stanza: &stanza,
-                    at,
-                },
-            )?;
+            let id = catalog::insert_file(tx, &package.catalog_row(&rel, &stanza, at))?;
             by_path.insert(rel, (id, sums.sha256.clone()));
             report.package_files += 1;
         }
