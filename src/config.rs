@@ -19,6 +19,24 @@ pub struct Config {
     #[serde(default)]
     pub publish: PublishSection,
     pub signing: SigningSection,
+    #[serde(default)]
+    pub versions: VersionsSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersionsSection {
+    /// How long a number handed out by `next-version --reserve` stays
+    /// reserved if no package with that version is added.
+    pub reservation_hours: u32,
+}
+
+impl Default for VersionsSection {
+    fn default() -> Self {
+        VersionsSection {
+            reservation_hours: 24,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +129,7 @@ impl Config {
             signing: SigningSection {
                 keys: vec![PathBuf::from("keys/signing-key.asc")],
             },
+            versions: VersionsSection::default(),
         }
     }
 

@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod deb;
+pub mod remote;
 pub mod repo;
 pub mod server;
 pub mod signing;

@@ -123,6 +123,12 @@ pub enum SigningError {
         #[source]
         source: anyhow::Error,
     },
+
+    #[error("no good signature by a key in {keyring}: {problem}")]
+    Verify {
+        keyring: PathBuf,
+        problem: Box<VerifyProblem>,
+    },
 }
 
 impl SigningError {
@@ -155,6 +161,7 @@ impl SigningError {
                     .into(),
             ),
             SigningError::NoCommonHash { .. } => Some("sign with RSA or Ed25519 keys".into()),
+            SigningError::Verify { problem, .. } => Some(problem.hint()),
             SigningError::Read { .. }
             | SigningError::NotAFile { .. }
             | SigningError::Parse { .. }
@@ -702,6 +709,315 @@ fn fingerprints(keys: &[SigningKey]) -> String {
         .map(|k| k.fingerprint.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+// Verification of what a repository serves: the other side of `clearsign`.
+
+use openpgp::parse::stream::{
+    MessageLayer, MessageStructure, VerificationError, VerificationHelper, VerifierBuilder,
+};
+
+/// The largest key file [`Keyring::load`] reads; real keyrings are a few KiB.
+const MAX_KEYRING_BYTES: u64 = 16 << 20;
+
+/// Why a cleartext-signed message (an `InRelease`) was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyProblem {
+    /// The bytes are not one cleartext-signed message, as apt requires:
+    /// something else precedes `-----BEGIN PGP SIGNED MESSAGE-----`,
+    /// follows the signature, or there is more than one message.
+    NotClearsigned { detail: String },
+    /// The message or its signatures cannot be parsed, or carry no signature.
+    Malformed { detail: String },
+    /// Signed only by keys that are not in the keyring (fingerprints or key
+    /// ids, as the signatures name them).
+    UnknownSigners { issuers: Vec<String> },
+    /// Signed by a key in the keyring, but no such signature is good. Each
+    /// detail names the key and the reason. `altered` is true when at least
+    /// one signature does not match the text, i.e. the text was changed
+    /// after signing.
+    Invalid { details: Vec<String>, altered: bool },
+}
+
+impl fmt::Display for VerifyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyProblem::NotClearsigned { detail } => {
+                write!(f, "it is not a cleartext-signed message ({detail})")
+            }
+            VerifyProblem::Malformed { detail } => {
+                write!(f, "its signature cannot be read ({detail})")
+            }
+            VerifyProblem::UnknownSigners { issuers } if issuers.is_empty() => {
+                f.write_str("its signatures name no issuer key")
+            }
+            VerifyProblem::UnknownSigners { issuers } => {
+                write!(f, "it is signed by {}, not by a key in the keyring", issuers.join(", "))
+            }
+            VerifyProblem::Invalid { details, .. } => f.write_str(&details.join("; ")),
+        }
+    }
+}
+
+impl VerifyProblem {
+    fn hint(&self) -> String {
+        match self {
+            VerifyProblem::NotClearsigned { .. } | VerifyProblem::Malformed { .. } => {
+                "check the URL: the server did not answer with an InRelease file (a proxy or a login page may have answered instead)".into()
+            }
+            VerifyProblem::UnknownSigners { .. } => {
+                "the repository is not signed by this key; check --key (a repoctl repository publishes its key as key.asc)".into()
+            }
+            VerifyProblem::Invalid { altered: true, .. } => {
+                "the text was changed after it was signed; do not trust this copy, fetch it from the repository itself".into()
+            }
+            VerifyProblem::Invalid { altered: false, .. } => {
+                "the repository's key cannot vouch for this signature (expired, revoked or too weak); get its current key".into()
+            }
+        }
+    }
+}
+
+/// The public keys that a downloaded `InRelease` must be signed by (the
+/// `--key` of a command): one or more certificates, armored or binary.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    certs: Vec<Cert>,
+    /// Where the keys came from, for error messages.
+    origin: PathBuf,
+}
+
+impl Keyring {
+    /// Reads a key file (`key.asc`, or a binary `trusted.gpg.d` keyring).
+    /// Secret keys are accepted too; only their public parts are used.
+    pub fn load(path: &Path) -> Result<Keyring, SigningError> {
+        let read_error = |source| SigningError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(read_error)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_KEYRING_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_KEYRING_BYTES {
+            return Err(SigningError::Parse {
+                origin: path.to_owned(),
+                source: anyhow::anyhow!("larger than {MAX_KEYRING_BYTES} bytes"),
+            });
+        }
+        Keyring::from_bytes(&bytes, path)
+    }
+
+    /// Parses one or more certificates. `origin` names where the bytes came
+    /// from, for error messages.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Keyring, SigningError> {
+        let parse_error = |source| SigningError::Parse {
+            origin: origin.to_owned(),
+            source,
+        };
+        let mut certs = Vec::new();
+        for cert in CertParser::from_bytes(bytes).map_err(parse_error)? {
+            certs.push(cert.map_err(parse_error)?);
+        }
+        if certs.is_empty() {
+            return Err(parse_error(anyhow::anyhow!("no OpenPGP certificate found")));
+        }
+        Ok(Keyring {
+            certs,
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// The primary fingerprints, 40 uppercase hex digits each.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.certs.iter().map(|c| c.fingerprint().to_hex()).collect()
+    }
+
+    /// Verifies an `InRelease` (cleartext signature framework) now, and
+    /// returns the signed text as apt extracts it: dash-escaping undone, the
+    /// line break before the signature not included (so a Release signed by
+    /// [`Signer::clearsign`] comes back byte for byte).
+    ///
+    /// Accepted when at least one signature is good: made by a key of this
+    /// keyring that was valid and signing-capable when the signature was
+    /// made, not expired now, with a digest sequoia's standard policy (the
+    /// one sqv applies) accepts, so SHA-1 is refused. Other signatures, by
+    /// unknown keys for instance, are ignored, as apt does.
+    pub fn verify_cleartext(&self, signed: &[u8]) -> Result<Vec<u8>, SigningError> {
+        self.verify_cleartext_at(signed, SystemTime::now())
+    }
+
+    /// Like [`Keyring::verify_cleartext`], judging expiry at `time`.
+    pub fn verify_cleartext_at(
+        &self,
+        signed: &[u8],
+        time: SystemTime,
+    ) -> Result<Vec<u8>, SigningError> {
+        let refuse = |problem| SigningError::Verify {
+            keyring: self.origin.clone(),
+            problem: Box::new(problem),
+        };
+        check_cleartext_framing(signed).map_err(refuse)?;
+        let policy = StandardPolicy::new();
+        let mut problem = None;
+        let helper = KeyringHelper {
+            certs: &self.certs,
+            time,
+            problem: &mut problem,
+        };
+        let verified = (move || -> openpgp::Result<Vec<u8>> {
+            let mut verifier =
+                VerifierBuilder::from_bytes(signed)?.with_policy(&policy, time, helper)?;
+            let mut text = Vec::new();
+            verifier.read_to_end(&mut text)?;
+            Ok(text)
+        })();
+        match (verified, problem) {
+            (Ok(text), None) => Ok(text),
+            (_, Some(problem)) => Err(refuse(problem)),
+            (Err(e), None) => Err(refuse(VerifyProblem::Malformed {
+                detail: format!("{e:#}"),
+            })),
+        }
+    }
+}
+
+/// Verifies `signed` (an `InRelease`) against the certificates in
+/// `keyring` (armored or binary) and returns the signed text; see
+/// [`Keyring::verify_cleartext`].
+pub fn verify_cleartext(signed: &[u8], keyring: &[u8]) -> Result<Vec<u8>, SigningError> {
+    Keyring::from_bytes(keyring, Path::new("(keyring)"))?.verify_cleartext(signed)
+}
+
+/// apt's framing rules (`SplitClearSignedFile`): blank lines may precede the
+/// message and follow the signature, nothing else; exactly one message and
+/// one signature block. (Inside the message, a line starting with `-` is
+/// dash-escaped, so these armor lines cannot be part of the signed text.)
+fn check_cleartext_framing(signed: &[u8]) -> Result<(), VerifyProblem> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
+    const SIGNATURE: &[u8] = b"-----BEGIN PGP SIGNATURE-----";
+    const END: &[u8] = b"-----END PGP SIGNATURE-----";
+    let not = |detail: String| VerifyProblem::NotClearsigned { detail };
+    let lines: Vec<&[u8]> = signed
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect();
+    let is_blank = |line: &&[u8]| line.iter().all(u8::is_ascii_whitespace);
+    let Some(first) = lines.iter().position(|line| !is_blank(line)) else {
+        return Err(not("it is empty".into()));
+    };
+    if lines[first] != BEGIN {
+        let start: String = String::from_utf8_lossy(lines[first]).chars().take(40).collect();
+        return Err(not(format!("it starts with {start:?}")));
+    }
+    let count = |marker: &[u8]| lines.iter().filter(|line| **line == marker).count();
+    match (count(BEGIN), count(SIGNATURE), count(END)) {
+        (1, 1, 1) => {}
+        (1, 0, _) | (1, _, 0) => return Err(not("it has no complete signature block".into())),
+        _ => return Err(not("it holds more than one signed message or signature".into())),
+    }
+    let last = lines.iter().rposition(|line| !is_blank(line));
+    if last.map(|at| lines[at]) != Some(END) {
+        return Err(not("something follows the signature".into()));
+    }
+    Ok(())
+}
+
+/// Hands the keyring to sequoia and records why verification failed.
+struct KeyringHelper<'a> {
+    certs: &'a [Cert],
+    time: SystemTime,
+    problem: &'a mut Option<VerifyProblem>,
+}
+
+impl VerificationHelper for KeyringHelper<'_> {
+    fn get_certs(&mut self, _ids: &[openpgp::KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(self.certs.to_vec())
+    }
+
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        let mut unknown = Vec::new();
+        let mut details = Vec::new();
+        let mut altered = false;
+        let mut signatures = 0;
+        for layer in structure {
+            let results = match layer {
+                MessageLayer::SignatureGroup { results } => results,
+                MessageLayer::Compression { .. } | MessageLayer::Encryption { .. } => {
+                    *self.problem = Some(VerifyProblem::Malformed {
+                        detail: "a compressed or encrypted layer, not a cleartext signature"
+                            .into(),
+                    });
+                    return Err(anyhow::anyhow!("unexpected message structure"));
+                }
+            };
+            for result in results {
+                signatures += 1;
+                let error = match result {
+                    Ok(_) => return Ok(()),
+                    Err(error) => error,
+                };
+                match error {
+                    VerificationError::MissingKey { sig } => unknown.extend(
+                        sig.get_issuers()
+                            .iter()
+                            .map(|issuer| issuer.to_hex())
+                            .filter(|hex| !unknown.contains(hex))
+                            .collect::<Vec<_>>(),
+                    ),
+                    VerificationError::BadSignature { sig, ka, error } => {
+                        let fingerprint = ka.cert().fingerprint().to_hex();
+                        match error.downcast_ref::<openpgp::Error>() {
+                            Some(openpgp::Error::BadSignature(_)) => {
+                                altered = true;
+                                details.push(format!(
+                                    "the signature by {fingerprint} does not match the signed text"
+                                ));
+                            }
+                            _ if sig.signature_alive(self.time, None).is_err() => {
+                                details.push(format!(
+                                    "the signature by {fingerprint} is expired or not yet valid ({error:#})"
+                                ));
+                            }
+                            _ => details.push(format!(
+                                "the signature by {fingerprint} is refused ({error:#})"
+                            )),
+                        }
+                    }
+                    VerificationError::BadKey { ka, error, .. } => details.push(format!(
+                        "the key {} could not sign then ({error:#})",
+                        ka.cert().fingerprint().to_hex()
+                    )),
+                    VerificationError::UnboundKey { cert, error, .. } => details.push(format!(
+                        "the key {} is not valid at the signature's time ({error:#})",
+                        cert.fingerprint().to_hex()
+                    )),
+                    VerificationError::MalformedSignature { error, .. } => {
+                        details.push(format!("a signature is malformed ({error:#})"));
+                    }
+                    VerificationError::UnknownSignature { sig } => {
+                        details.push(format!("a signature cannot be parsed ({})", sig.error()));
+                    }
+                    // The enum is non-exhaustive.
+                    other => details.push(other.to_string()),
+                }
+            }
+        }
+        *self.problem = Some(if signatures == 0 {
+            VerifyProblem::Malformed {
+                detail: "it carries no signature".into(),
+            }
+        } else if details.is_empty() {
+            VerifyProblem::UnknownSigners { issuers: unknown }
+        } else {
+            if !unknown.is_empty() {
+                details.push(format!("also signed by unknown keys {}", unknown.join(", ")));
+            }
+            VerifyProblem::Invalid { details, altered }
+        });
+        Err(anyhow::anyhow!("no good signature"))
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod add;
 mod init;
 mod list;
+mod next_version;
 mod publish;
 mod quickstart;
 mod reindex;
@@ -53,6 +54,7 @@ pub enum Command {
     #[command(alias = "ls")]
     List(list::ListArgs),
     Publish(publish::PublishArgs),
+    NextVersion(next_version::NextVersionArgs),
     Serve(serve::ServeArgs),
     Quickstart(quickstart::QuickstartArgs),
     Reindex(reindex::ReindexArgs),
@@ -65,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Add(args) => add::run(&root, args),
         Command::List(args) => list::run(&root, args),
         Command::Publish(args) => publish::run(&root, args),
+        Command::NextVersion(args) => next_version::run(&root, args),
         Command::Serve(args) => serve::run(&root, args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::Reindex(args) => reindex::run(&root, args),
@@ -77,6 +80,9 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<crate::repo::RepoError>() {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<crate::signing::SigningError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::repo::next_version::NextVersionError>()
+        {
             e.hint()
         } else {
             cause.downcast_ref::<Problem>().map(|p| p.hint.clone())

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use rusqlite::Error as SqlError;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS package_files (
@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS dirty_indices (
     component     TEXT NOT NULL,
     architecture  TEXT NOT NULL,
     PRIMARY KEY (dist, component, architecture)
+) WITHOUT ROWID;
+
+-- Numbers handed out by `next-version --reserve` (schema version 2).
+CREATE TABLE IF NOT EXISTS reservations (
+    package     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    holder      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (package, version)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS history (
@@ -308,4 +318,97 @@ pub fn list(
         })
     })?;
     rows.collect()
+}
+
+/// Where a version of a package is: one row per file and membership (a
+/// file in no dist/component has `None` for both).
+#[derive(Debug, Clone)]
+pub struct VersionPlace {
+    pub version: String,
+    pub architecture: String,
+    pub dist: Option<String>,
+    pub component: Option<String>,
+}
+
+/// Every version of `package` the repository holds, with where it is
+/// published; restricted to memberships matching `dist`/`component` when
+/// either is given.
+pub fn version_places(
+    conn: &Connection,
+    package: &str,
+    dist: Option<&str>,
+    component: Option<&str>,
+) -> Result<Vec<VersionPlace>, SqlError> {
+    let filtered = dist.is_some() || component.is_some();
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.version, p.architecture, m.dist, m.component
+           FROM package_files AS p LEFT JOIN memberships AS m ON m.file_id = p.id
+          WHERE p.name = ?1
+            AND (NOT ?2 OR (m.dist IS NOT NULL AND (?3 IS NULL OR m.dist = ?3)
+                            AND (?4 IS NULL OR m.component = ?4)))",
+    )?;
+    let rows = stmt.query_map(params![package, filtered, dist, component], |r| {
+        Ok(VersionPlace {
+            version: r.get(0)?,
+            architecture: r.get(1)?,
+            dist: r.get(2)?,
+            component: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A live reservation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reservation {
+    pub package: String,
+    pub version: u64,
+    pub holder: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The highest number reserved for `package` and not expired at `now`.
+pub fn highest_reservation(
+    conn: &Connection,
+    package: &str,
+    now: i64,
+) -> Result<Option<u64>, SqlError> {
+    conn.prepare_cached(
+        "SELECT max(version) FROM reservations WHERE package = ?1 AND expires_at > ?2",
+    )?
+    .query_row(params![package, now], |r| r.get::<_, Option<i64>>(0))
+    .map(|v| v.map(|v| v as u64))
+}
+
+pub fn insert_reservation(conn: &Connection, r: &Reservation) -> Result<(), SqlError> {
+    conn.execute(
+        "DELETE FROM reservations WHERE package = ?1 AND expires_at <= ?2",
+        params![r.package, r.created_at],
+    )?;
+    conn.execute(
+        "INSERT INTO reservations (package, version, holder, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            r.package,
+            r.version as i64,
+            r.holder,
+            r.created_at,
+            r.expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// A package with this version arrived: its reservation has done its job.
+pub fn release_reservation(
+    conn: &Connection,
+    package: &str,
+    version: u64,
+) -> Result<bool, SqlError> {
+    let n = conn.execute(
+        "DELETE FROM reservations WHERE package = ?1 AND version = ?2",
+        params![package, version as i64],
+    )?;
+    Ok(n > 0)
 }

@@ -11,6 +11,7 @@ pub mod compress;
 pub mod durable;
 pub mod index;
 pub mod lock;
+pub mod next_version;
 pub mod package;
 pub mod publish;
 mod reindex;
@@ -74,6 +75,8 @@ pub enum RepoError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Signing(#[from] SigningError),
+    #[error(transparent)]
+    NextVersion(#[from] next_version::NextVersionError),
     #[error("the catalog failed")]
     Catalog(#[from] rusqlite::Error),
     #[error("{action} {path}")]
@@ -119,6 +122,7 @@ impl RepoError {
             RepoError::Policy(e) => e.hint(),
             RepoError::Publish(e) => e.hint(),
             RepoError::Signing(e) => e.hint(),
+            RepoError::NextVersion(e) => e.hint(),
             RepoError::AlreadyInitialized { .. } => Some(
                 "use that repository as it is (repoctl --root DIR ...), or init another directory".into(),
             ),
@@ -280,12 +284,7 @@ impl Repository {
         if self.config.has_target(&target.dist, &target.component) {
             return Ok(());
         }
-        let repo = &self.config.repository;
-        Err(RepoError::UnknownTarget {
-            target: target.to_string(),
-            dists: repo.dists.join(", "),
-            components: repo.components.join(", "),
-        })
+        Err(self.unknown_target(&target.dist, &target.component))
     }
 
     /// Adds `.deb` files (or every `.deb` below a directory) to `target`.
@@ -461,6 +460,50 @@ impl Repository {
         Ok(rows)
     }
 
+    /// The next plain-integer version of `package` (DESIGN.md §5); with
+    /// `reserve_for`, the number is reserved for that holder.
+    pub fn next_version(
+        &mut self,
+        package: &str,
+        dist: Option<&str>,
+        component: Option<&str>,
+        reserve_for: Option<&str>,
+    ) -> Result<next_version::NextVersion, RepoError> {
+        package::check_name(package).map_err(|reason| {
+            RepoError::Policy(PolicyError::BadName {
+                path: "the command line".into(),
+                name: package.to_string(),
+                reason,
+            })
+        })?;
+        let repo = &self.config.repository;
+        let unknown = |value: &str, known: &[String]| !known.iter().any(|k| k == value);
+        if let Some(d) = dist.filter(|d| unknown(d, &repo.dists)) {
+            return Err(self.unknown_target(d, component.unwrap_or("*")));
+        }
+        if let Some(c) = component.filter(|c| unknown(c, &repo.components)) {
+            return Err(self.unknown_target(dist.unwrap_or("*"), c));
+        }
+        let ttl = i64::from(self.config.versions.reservation_hours) * 3600;
+        Ok(next_version::next_in_catalog(
+            &mut self.catalog,
+            package,
+            dist,
+            component,
+            reserve_for.map(|holder| (holder, ttl)),
+            now(),
+        )?)
+    }
+
+    fn unknown_target(&self, dist: &str, component: &str) -> RepoError {
+        let repo = &self.config.repository;
+        RepoError::UnknownTarget {
+            target: format!("{dist}/{component}"),
+            dists: repo.dists.join(", "),
+            components: repo.components.join(", "),
+        }
+    }
+
     /// Rebuilds a lost catalog from the pool and the served indices.
     pub fn reindex(root: &Path) -> Result<ReindexReport, RepoError> {
         reindex::run(root)
@@ -536,6 +579,10 @@ fn store_one(
             created.push(dest);
             let stanza = package.stanza(&pool_path);
             let id = catalog::insert_file(tx, &package.catalog_row(&pool_path, &stanza, now))?;
+            // The number someone reserved for this build has arrived.
+            if let Some(number) = package.version.as_plain_integer() {
+                catalog::release_reservation(tx, &package.name, number)?;
+            }
             (id, pool_path, AddOutcome::Added)
         }
     };
