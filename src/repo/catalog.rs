@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use rusqlite::Error as SqlError;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS package_files (
@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS memberships (
     added_at   INTEGER NOT NULL,
     PRIMARY KEY (dist, component, file_id)
 ) WITHOUT ROWID;
+-- Where a file is published (next-version, reindex) without a scan.
+CREATE INDEX IF NOT EXISTS memberships_by_file ON memberships (file_id);
 
 -- Indices whose package set changed since their last publish.
 CREATE TABLE IF NOT EXISTS dirty_indices (
