@@ -396,7 +396,7 @@ impl Repository {
         let mut published = Vec::new();
         for dist in self.config.repository.dists.clone() {
             let dirty = catalog::dirty_indices(&self.catalog, &dist)?;
-            let mut publisher = Publisher {
+            let publisher = Publisher {
                 public: &public,
                 state: &state,
                 config: &self.config,

@@ -126,7 +126,7 @@ impl Publisher<'_> {
     /// Publishes `dist` if anything it serves would change (or `force`).
     /// Returns `None` when there was nothing to do; nothing is written then.
     pub fn publish_dist(
-        &mut self,
+        &self,
         dist: &str,
         dirty: &[(String, String)],
         force: bool,
@@ -136,9 +136,8 @@ impl Publisher<'_> {
         if let Some(served) = &served {
             check_identity(dist, &served.release.fields, &fields)?;
         }
-        if !force && !dirty.is_empty() {
-            // fall through: there is work
-        } else if !force && !self.needs_publish(served.as_ref(), &fields) {
+        let has_work = force || !dirty.is_empty() || self.needs_publish(served.as_ref(), &fields);
+        if !has_work {
             return Ok(None);
         }
 
@@ -154,11 +153,6 @@ impl Publisher<'_> {
                 source,
             }
         };
-        if gen_dir.exists() {
-            // A leftover of an interrupted publish: never served (it is newer
-            // than the served generation), so it is safe to discard.
-            fs::remove_dir_all(&gen_dir).map_err(io_err("cannot remove", &gen_dir))?;
-        }
         fs::create_dir_all(&gen_dir).map_err(io_err("cannot create", &gen_dir))?;
 
         // Decide per index: link the served files, or render anew.
@@ -448,7 +442,8 @@ impl Publisher<'_> {
         }))
     }
 
-    /// One past both the served generation and any leftover directory.
+    /// One past both the served generation and any leftover directory of an
+    /// interrupted publish (never served; pruned with the old generations).
     fn next_generation(&self, dist: &str, served: Option<&Served>) -> Result<u64, PublishError> {
         let mut highest = served.map_or(0, |s| s.generation);
         let dir = self.generations_dir(dist);
