@@ -9,10 +9,13 @@
 //!   `.deb` inspection (one pass: control member + size and hashes).
 //! - [`repo`] is the `Repository` facade every door calls: pool, catalog, index
 //!   rendering, Release, publish, lock.
-//! - [`signing`] loads, generates and uses the OpenPGP keys that sign `Release`.
+//! - [`signing`] loads, generates and uses the OpenPGP keys that sign `Release`,
+//!   and verifies another repository's `InRelease` against a keyring.
+//! - [`remote`] reads a published APT repository over HTTP (verified InRelease,
+//!   checked Packages) for `next-version --from-index`.
 //!
-//! Dependency direction: `cli`/`server` → `repo` → `deb`, `signing`. `repo` never
-//! imports a front end.
+//! Dependency direction: `cli`/`server` → `repo`, `remote` → `deb`, `signing`.
+//! `repo` never imports a front end.
 
 pub mod cli;
 pub mod config;

@@ -752,7 +752,11 @@ impl fmt::Display for VerifyProblem {
                 f.write_str("its signatures name no issuer key")
             }
             VerifyProblem::UnknownSigners { issuers } => {
-                write!(f, "it is signed by {}, not by a key in the keyring", issuers.join(", "))
+                write!(
+                    f,
+                    "it is signed by {}, not by a key in the keyring",
+                    issuers.join(", ")
+                )
             }
             VerifyProblem::Invalid { details, .. } => f.write_str(&details.join("; ")),
         }
@@ -831,7 +835,10 @@ impl Keyring {
 
     /// The primary fingerprints, 40 uppercase hex digits each.
     pub fn fingerprints(&self) -> Vec<String> {
-        self.certs.iter().map(|c| c.fingerprint().to_hex()).collect()
+        self.certs
+            .iter()
+            .map(|c| c.fingerprint().to_hex())
+            .collect()
     }
 
     /// Verifies an `InRelease` (cleartext signature framework) now, and
@@ -908,14 +915,21 @@ fn check_cleartext_framing(signed: &[u8]) -> Result<(), VerifyProblem> {
         return Err(not("it is empty".into()));
     };
     if lines[first] != BEGIN {
-        let start: String = String::from_utf8_lossy(lines[first]).chars().take(40).collect();
+        let start: String = String::from_utf8_lossy(lines[first])
+            .chars()
+            .take(40)
+            .collect();
         return Err(not(format!("it starts with {start:?}")));
     }
     let count = |marker: &[u8]| lines.iter().filter(|line| **line == marker).count();
     match (count(BEGIN), count(SIGNATURE), count(END)) {
         (1, 1, 1) => {}
         (1, 0, _) | (1, _, 0) => return Err(not("it has no complete signature block".into())),
-        _ => return Err(not("it holds more than one signed message or signature".into())),
+        _ => {
+            return Err(not(
+                "it holds more than one signed message or signature".into()
+            ))
+        }
     }
     let last = lines.iter().rposition(|line| !is_blank(line));
     if last.map(|at| lines[at]) != Some(END) {
@@ -946,8 +960,7 @@ impl VerificationHelper for KeyringHelper<'_> {
                 MessageLayer::SignatureGroup { results } => results,
                 MessageLayer::Compression { .. } | MessageLayer::Encryption { .. } => {
                     *self.problem = Some(VerifyProblem::Malformed {
-                        detail: "a compressed or encrypted layer, not a cleartext signature"
-                            .into(),
+                        detail: "a compressed or encrypted layer, not a cleartext signature".into(),
                     });
                     return Err(anyhow::anyhow!("unexpected message structure"));
                 }
@@ -969,7 +982,10 @@ impl VerificationHelper for KeyringHelper<'_> {
                     VerificationError::BadSignature { sig, ka, error } => {
                         let fingerprint = ka.cert().fingerprint().to_hex();
                         match error.downcast_ref::<openpgp::Error>() {
-                            Some(openpgp::Error::BadSignature(_)) => {
+                            Some(
+                                openpgp::Error::BadSignature(_)
+                                | openpgp::Error::ManipulatedMessage,
+                            ) => {
                                 altered = true;
                                 details.push(format!(
                                     "the signature by {fingerprint} does not match the signed text"
@@ -1004,6 +1020,10 @@ impl VerificationHelper for KeyringHelper<'_> {
                 }
             }
         }
+        // A signature names its issuer by fingerprint and by key id; keep
+        // the key id only when no fingerprint ends with it.
+        let fingerprints: Vec<String> = unknown.iter().filter(|h| h.len() > 16).cloned().collect();
+        unknown.retain(|h| h.len() > 16 || !fingerprints.iter().any(|f| f.ends_with(h.as_str())));
         *self.problem = Some(if signatures == 0 {
             VerifyProblem::Malformed {
                 detail: "it carries no signature".into(),
@@ -1012,7 +1032,10 @@ impl VerificationHelper for KeyringHelper<'_> {
             VerifyProblem::UnknownSigners { issuers: unknown }
         } else {
             if !unknown.is_empty() {
-                details.push(format!("also signed by unknown keys {}", unknown.join(", ")));
+                details.push(format!(
+                    "also signed by unknown keys {}",
+                    unknown.join(", ")
+                ));
             }
             VerifyProblem::Invalid { details, altered }
         });
@@ -1251,5 +1274,178 @@ mod tests {
             assert_eq!(fprs, vec![a.fingerprint(), b.fingerprint()]);
             assert!(certs.iter().all(|c| !c.is_tsk()));
         }
+    }
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn ed25519(created: u64) -> SigningKey {
+        SigningKey::generate_at(KeyType::Ed25519, "v <v@repoctl.invalid>", at(created))
+            .expect("generate")
+    }
+
+    fn keyring(keys: &[&SigningKey]) -> Keyring {
+        let bytes: Vec<u8> = keys.iter().flat_map(|k| k.public_armored()).collect();
+        Keyring::from_bytes(&bytes, Path::new("/k/keyring.asc")).expect("keyring")
+    }
+
+    fn problem(err: SigningError) -> VerifyProblem {
+        match err {
+            SigningError::Verify { problem, .. } => *problem,
+            other => panic!("expected a verification error, got {other:?}"),
+        }
+    }
+
+    const TEXT: &[u8] =
+        b"Origin: x\nDescription: a\n -----BEGIN PGP SIGNATURE-----\n- dash\nLast: 1\n";
+
+    #[test]
+    fn returns_the_signed_text_byte_for_byte() {
+        let (a, b) = (ed25519(1_600_000_000), ed25519(1_600_000_000));
+        let signed = Signer::new(vec![a.clone(), b.clone()])
+            .expect("signer")
+            .clearsign_at(TEXT, at(1_700_000_000))
+            .expect("sign");
+        // Either key of the two suffices; so does a keyring with more keys.
+        for ring in [keyring(&[&a]), keyring(&[&b]), keyring(&[&ed25519(1), &b])] {
+            assert_eq!(ring.verify_cleartext(&signed).expect("good"), TEXT);
+        }
+        // The free function, with a binary keyring.
+        assert_eq!(
+            verify_cleartext(&signed, &a.public_binary()).expect("good"),
+            TEXT
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_the_signer() {
+        let (a, other) = (ed25519(1_600_000_000), ed25519(1_600_000_000));
+        let signed = Signer::new(vec![a.clone()])
+            .expect("signer")
+            .clearsign_at(TEXT, at(1_700_000_000))
+            .expect("sign");
+        let err = keyring(&[&other])
+            .verify_cleartext(&signed)
+            .expect_err("wrong key");
+        assert!(err.to_string().contains("/k/keyring.asc"), "{err}");
+        assert!(err.hint().expect("hint").contains("--key"), "{err:?}");
+        assert_eq!(
+            problem(err),
+            VerifyProblem::UnknownSigners {
+                issuers: vec![a.fingerprint()]
+            }
+        );
+    }
+
+    #[test]
+    fn a_changed_text_or_framing_is_refused() {
+        let a = ed25519(1_600_000_000);
+        let ring = keyring(&[&a]);
+        let signed = Signer::new(vec![a.clone()])
+            .expect("signer")
+            .clearsign_at(TEXT, at(1_700_000_000))
+            .expect("sign");
+        let text = String::from_utf8(signed).expect("ascii");
+
+        let changed = text.replacen("Origin: x", "Origin: y", 1);
+        let found = problem(
+            ring.verify_cleartext(changed.as_bytes())
+                .expect_err("changed"),
+        );
+        assert!(
+            matches!(&found, VerifyProblem::Invalid { altered: true, details } if details[0].contains(&a.fingerprint())),
+            "{found:?}"
+        );
+
+        for (framed, expect) in [
+            (format!("junk\n{text}"), "starts with \"junk\""),
+            (format!("{text}junk\n"), "follows the signature"),
+            (format!("{text}{text}"), "more than one"),
+            (String::new(), "empty"),
+            ("<html>login</html>".to_owned(), "<html>"),
+        ] {
+            match problem(ring.verify_cleartext(framed.as_bytes()).expect_err(expect)) {
+                VerifyProblem::NotClearsigned { detail } => {
+                    assert!(detail.contains(expect), "{detail} / {expect}")
+                }
+                other => panic!("{expect}: {other:?}"),
+            }
+        }
+        // Blank lines around the message are allowed, as apt allows them.
+        let padded = format!("\n\n{text}\n\n");
+        assert_eq!(
+            ring.verify_cleartext(padded.as_bytes()).expect("padded"),
+            TEXT
+        );
+    }
+
+    #[test]
+    fn sha1_and_keys_expired_at_signing_time_are_refused() {
+        let a = ed25519(1_600_000_000);
+        let keypair = a.keypair(at(1_700_000_000)).expect("keypair");
+        let sha1 = stream_sign(
+            TEXT,
+            at(1_700_000_000),
+            Mode::Cleartext,
+            HashAlgorithm::SHA1,
+            vec![keypair],
+        )
+        .expect("sequoia can still make SHA-1 signatures");
+        let found = problem(keyring(&[&a]).verify_cleartext(&sha1).expect_err("sha1"));
+        assert!(
+            matches!(&found, VerifyProblem::Invalid { altered: false, details } if details[0].contains("SHA1")),
+            "{found:?}"
+        );
+
+        let (cert, _) = CertBuilder::new()
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .add_userid("old <old@repoctl.invalid>")
+            .set_creation_time(at(1_500_000_000))
+            .set_validity_period(Duration::from_secs(86_400))
+            .generate()
+            .expect("generate");
+        let keypair = cert
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .and_then(|k| k.into_keypair())
+            .expect("keypair");
+        let late = stream_sign(
+            TEXT,
+            at(1_500_200_000),
+            Mode::Cleartext,
+            HashAlgorithm::SHA512,
+            vec![keypair],
+        )
+        .expect("sign");
+        let ring = Keyring::from_bytes(&cert.armored().to_vec().expect("armor"), Path::new("old"))
+            .expect("keyring");
+        let err = ring.verify_cleartext(&late).expect_err("expired key");
+        assert!(
+            err.hint().expect("hint").contains("get its current key"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            problem(err),
+            VerifyProblem::Invalid { altered: false, .. }
+        ),);
+    }
+
+    #[test]
+    fn keyring_must_hold_a_key() {
+        let err = Keyring::from_bytes(b"", Path::new("/k/empty")).expect_err("empty");
+        assert!(matches!(err, SigningError::Parse { .. }), "{err:?}");
+        assert!(err.to_string().contains("/k/empty"), "{err}");
+        let err = Keyring::load(Path::new("/nonexistent/key.asc")).expect_err("missing");
+        assert!(matches!(err, SigningError::Read { .. }), "{err:?}");
     }
 }

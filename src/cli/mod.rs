@@ -84,6 +84,8 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = cause.downcast_ref::<crate::repo::next_version::NextVersionError>()
         {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::remote::RemoteError>() {
+            e.hint()
         } else {
             cause.downcast_ref::<Problem>().map(|p| p.hint.clone())
         }

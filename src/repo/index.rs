@@ -138,7 +138,11 @@ impl ChunkCache {
 
     /// Marks the chunks this cache handed out as used at `now`.
     pub fn settle(&mut self, now: i64) -> Result<(), rusqlite::Error> {
-        let tx = self.conn.transaction()?;
+        // Immediate: render threads settle concurrently, and a deferred
+        // transaction that upgrades to a write fails at once when busy.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut touch = tx.prepare_cached(
                 "INSERT OR REPLACE INTO chunk_use (sha256, used_at) VALUES (?1, ?2)",
@@ -157,7 +161,9 @@ impl ChunkCache {
     /// another just inserted.
     pub fn expire(&mut self, now: i64) -> Result<(), rusqlite::Error> {
         let expired = now - CACHE_TTL_SECS;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM chunks WHERE sha256 NOT IN (SELECT sha256 FROM chunk_use WHERE used_at >= ?1)",
             [expired],

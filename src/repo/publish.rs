@@ -183,13 +183,16 @@ impl Publisher<'_> {
             }
         }
         let started = std::time::Instant::now();
+        let cache_err = |source| PublishError::Index {
+            dist: dist.to_string(),
+            source: IndexError::Cache(source),
+        };
+        // Created (WAL, tables) here, before render threads open it at once:
+        // switching a new database to WAL from two connections can fail busy.
+        let mut cache =
+            ChunkCache::open(&self.state.join(super::INDEX_CACHE_FILE)).map_err(cache_err)?;
         let rendered = self.render_indices(dist, &gen_dir, &to_render)?;
-        ChunkCache::open(&self.state.join(super::INDEX_CACHE_FILE))
-            .and_then(|mut cache| cache.expire(self.now))
-            .map_err(|source| PublishError::Index {
-                dist: dist.to_string(),
-                source: IndexError::Cache(source),
-            })?;
+        cache.expire(self.now).map_err(cache_err)?;
         tracing::debug!(dist, indices = to_render.len(), elapsed = ?started.elapsed(), "rendered");
         for ((_, _, rel), sums) in to_render.iter().zip(rendered) {
             insert_index_sums(&mut files, rel, sums);

@@ -12,6 +12,7 @@ mod compress;
 mod crash;
 mod next_version;
 mod quickstart;
+mod remote;
 mod scanpackages;
 mod signatures;
 mod signing;

@@ -187,3 +187,46 @@ fn thirty_two_processes_reserving_at_once_get_distinct_consecutive_numbers() {
     numbers.sort_unstable();
     assert_eq!(numbers, (101..=132).collect::<Vec<u64>>());
 }
+
+#[test]
+fn from_index_gives_the_local_answer_and_refuses_a_foreign_key() {
+    let repo = TestRepo::new();
+    add_versions(&repo, "trusty", "dev", &["3", "11"]);
+    add_versions(&repo, "trusty", "main", &["9"]);
+    let server = crate::support::Server::start(&repo.root());
+    let key = repo.public().join("key.asc");
+    let remote = |extra: &[&str]| {
+        let mut cmd = repo.cmd();
+        cmd.args(["next-version", "vrmd-whois", "--from-index", &server.url])
+            .arg("--key")
+            .arg(&key)
+            .args(["--dist", "trusty"])
+            .args(extra);
+        stdout(&run_ok(&mut cmd)).trim().to_string()
+    };
+    assert_eq!(
+        remote(&[]),
+        next(&repo, &["vrmd-whois", "--dist", "trusty"])
+    );
+    assert_eq!(remote(&[]), "12");
+    assert_eq!(remote(&["--component", "main"]), "10");
+
+    // A key that did not sign this repository: refused, with the reason.
+    let foreign = tempfile::tempdir().unwrap();
+    let foreign_key = foreign.path().join("other.asc");
+    let generated =
+        repoctl::signing::SigningKey::generate(repoctl::signing::KeyType::Ed25519, "someone else")
+            .unwrap();
+    std::fs::write(&foreign_key, generated.public_armored()).unwrap();
+    let out = repo
+        .cmd()
+        .args(["next-version", "vrmd-whois", "--from-index", &server.url])
+        .arg("--key")
+        .arg(&foreign_key)
+        .args(["--dist", "trusty"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("hint: "), "{}", stderr(&out));
+}
