@@ -262,6 +262,30 @@ pub struct Event<'a> {
     pub detail: serde_json::Value,
 }
 
+impl<'a> Event<'a> {
+    /// A change to the repository as a whole (publish, reindex), made by
+    /// repoctl itself rather than for one package.
+    pub fn repository(
+        at: i64,
+        action: &'a str,
+        dist: Option<&'a str>,
+        detail: serde_json::Value,
+    ) -> Event<'a> {
+        Event {
+            at,
+            door: "cli",
+            actor: "repoctl",
+            action,
+            package: None,
+            version: None,
+            architecture: None,
+            dist,
+            component: None,
+            detail,
+        }
+    }
+}
+
 pub fn record(conn: &Connection, e: &Event<'_>) -> Result<(), SqlError> {
     conn.prepare_cached(
         "INSERT INTO history (at, door, actor, action, package, version, architecture, dist, component, detail)

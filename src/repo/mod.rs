@@ -409,21 +409,15 @@ impl Repository {
                     catalog::clear_dirty(tx, &dist, &dirty)?;
                     catalog::record(
                         tx,
-                        &catalog::Event {
+                        &catalog::Event::repository(
                             at,
-                            door: "cli",
-                            actor: "repoctl",
-                            action: "publish",
-                            package: None,
-                            version: None,
-                            architecture: None,
-                            dist: Some(&dist),
-                            component: None,
-                            detail: serde_json::json!({
+                            "publish",
+                            Some(&dist),
+                            serde_json::json!({
                                 "generation": done.generation,
                                 "indices_written": done.indices_written,
                             }),
-                        },
+                        ),
                     )?;
                     Ok(())
                 })?;

@@ -113,21 +113,15 @@ pub fn run(root: &Path) -> Result<ReindexReport, RepoError> {
         }
         catalog::record(
             tx,
-            &catalog::Event {
+            &catalog::Event::repository(
                 at,
-                door: "cli",
-                actor: "repoctl",
-                action: "reindex",
-                package: None,
-                version: None,
-                architecture: None,
-                dist: None,
-                component: None,
-                detail: serde_json::json!({
+                "reindex",
+                None,
+                serde_json::json!({
                     "package_files": report.package_files,
                     "memberships": report.memberships,
                 }),
-            },
+            ),
         )?;
         Ok(())
     })?;
