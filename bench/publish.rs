@@ -505,12 +505,12 @@ fn table(n: usize, o: &Opts, load_before: &str, rows: &[(&Peer, Result<Outcome>)
     let (load_after, b_runs) = (load_average(), o.b_runs);
     let mut t = format!(
         "\n== N = {n} package files ({} packages x 5 versions; 90% all, 5% amd64, 5% i386)\n\
-         (b) = median of {b_runs} additions; load average {load_before} before, \
-         {load_after} after\n",
+         (b) = median of {b_runs} additions, (b)max the slowest; \
+         load average {load_before} before, {load_after} after\n",
         n / 5
     );
-    const W: [usize; 10] = [8, 8, 8, 8, 10, 10, 9, 9, 9, 0];
-    let head = "peer (a)s (a)cpu (b)s (b)cpu RSS(a)MB RSS(b)MB state_MB dists_MB pool_MB";
+    const W: [usize; 11] = [8, 8, 8, 8, 8, 10, 10, 9, 9, 9, 0];
+    let head = "peer (a)s (a)cpu (b)s (b)cpu (b)max RSS(a)MB RSS(b)MB state_MB dists_MB pool_MB";
     let mut head: Vec<String> = head.split(' ').map(|h| h.replace('_', " ")).collect();
     head.push("  check entries".into());
     t += &line(&head, &W);
@@ -525,6 +525,8 @@ fn table(n: usize, o: &Opts, load_before: &str, rows: &[(&Peer, Result<Outcome>)
         let b = |f: fn(&Cost) -> f64| format!("{:.3}", x.b_median(f));
         let mut cells = vec![peer.name.into(), format!("{:.2}", x.a.secs)];
         cells.extend([format!("{:.2}", x.a.cpu), b(|c| c.secs), b(|c| c.cpu)]);
+        let b_max = x.b.iter().map(|c| c.secs).fold(0.0, f64::max);
+        cells.push(format!("{b_max:.3}"));
         cells.extend([mb(x.a.rss_kb * 1024), mb(x.b_rss_kb() * 1024)]);
         cells.extend(x.sizes.map(mb));
         cells.push(format!("  {}", x.check));
