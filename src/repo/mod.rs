@@ -6,6 +6,7 @@
 //! pool file fsynced + catalog transaction committed (the acknowledgement) →
 //! publish. Submodules own one concept each; this file sequences them.
 
+mod add;
 pub mod catalog;
 pub mod compress;
 pub mod durable;
@@ -17,7 +18,6 @@ pub mod publish;
 mod reindex;
 pub mod release;
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,11 +26,12 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, Target};
-use crate::deb::inspect::{self, DebError};
+use crate::deb::inspect::DebError;
 use crate::signing::{KeyType, Signer, SigningError, SigningKey};
-use package::{PackageFile, PolicyError};
+use package::PolicyError;
 use publish::{DistPublished, PublishError, Publisher};
 
+pub use add::{AddOptions, AddOutcome, AddReport, Added, Refused};
 pub use reindex::ReindexReport;
 
 /// Files under `state/`.
@@ -154,49 +155,6 @@ pub struct InitOptions {
     pub key: KeySource,
 }
 
-/// What happened to one file given to `add`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Added {
-    pub path: PathBuf,
-    pub package: String,
-    pub version: String,
-    pub architecture: String,
-    pub target: Target,
-    pub filename: String,
-    pub sha256: String,
-    pub outcome: AddOutcome,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AddOutcome {
-    /// New to the repository: stored in the pool and added to the target.
-    Added,
-    /// Already in the pool with these bytes; now also in this target.
-    Linked,
-    /// Already in this target with these bytes: nothing changed.
-    Unchanged,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AddReport {
-    pub files: Vec<Added>,
-    pub refused: Vec<Refused>,
-    pub published: Vec<DistPublished>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Refused {
-    pub path: PathBuf,
-    pub error: String,
-    pub hint: Option<String>,
-}
-
-pub struct AddOptions {
-    pub publish: bool,
-    pub keep_going: bool,
-}
-
 pub struct Repository {
     root: PathBuf,
     config: Config,
@@ -285,96 +243,6 @@ impl Repository {
             return Ok(());
         }
         Err(self.unknown_target(&target.dist, &target.component))
-    }
-
-    /// Adds `.deb` files (or every `.deb` below a directory) to `target`.
-    ///
-    /// All-or-nothing unless `keep_going`: every file is inspected first, and
-    /// one refusal leaves the repository untouched. The catalog transaction
-    /// commits only after every new pool file is fsynced; the publish that
-    /// includes the files follows unless `publish` is false.
-    pub fn add(
-        &mut self,
-        paths: &[PathBuf],
-        target: &Target,
-        actor: &Actor,
-        options: &AddOptions,
-    ) -> Result<AddReport, RepoError> {
-        self.check_target(target)?;
-        let files = expand_paths(paths)?;
-        let mut refused = Vec::new();
-        let mut accepted = Vec::new();
-        let results = inspect_all(&files, &self.config);
-        for (path, result) in files.into_iter().zip(results) {
-            match result {
-                Ok(package) => accepted.push((path, package)),
-                Err(e) if options.keep_going => refused.push(refusal(path, &e)),
-                Err(e) => return Err(e),
-            }
-        }
-
-        let _lock = self.lock()?;
-        let now = now();
-        let public = self.public_dir();
-        let all_archs = self.config.repository.architectures.clone();
-        let mut stored_here: Vec<PathBuf> = Vec::new();
-        let mut added = Vec::new();
-        let result = catalog::write(&mut self.catalog, |tx| -> Result<(), RepoError> {
-            for (path, package) in &accepted {
-                let mut savepoint_files = Vec::new();
-                match store_one(
-                    tx,
-                    &public,
-                    path,
-                    package,
-                    target,
-                    actor,
-                    now,
-                    &mut savepoint_files,
-                ) {
-                    Ok(outcome) => {
-                        stored_here.extend(savepoint_files);
-                        added.push(outcome);
-                    }
-                    Err(e) if options.keep_going => {
-                        for file in savepoint_files {
-                            let _ = fs::remove_file(file);
-                        }
-                        refused.push(refusal(path.clone(), &e));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let archs = dirty_architectures(&all_archs, &added);
-            catalog::mark_dirty(tx, &target.dist, &target.component, &archs)?;
-            // The acknowledgement: new pool files reach the disk before the
-            // transaction that refers to them commits.
-            durable::sync_all(&durable::with_parents(&stored_here)).map_err(|source| {
-                RepoError::Io {
-                    action: "cannot fsync new pool files in",
-                    path: public.join("pool"),
-                    source,
-                }
-            })?;
-            Ok(())
-        });
-        if let Err(e) = result {
-            // Nothing was committed: the new pool files are orphans; remove them.
-            for file in stored_here {
-                let _ = fs::remove_file(file);
-            }
-            return Err(e);
-        }
-        let published = if options.publish {
-            self.publish_locked(false)?
-        } else {
-            Vec::new()
-        };
-        Ok(AddReport {
-            files: added,
-            refused,
-            published,
-        })
     }
 
     /// Publishes every dist whose content changed (all of them if `force`).
@@ -511,189 +379,6 @@ impl Repository {
     }
 }
 
-/// Inspects and validates every file, on one thread per core (a bulk
-/// import reads and hashes every byte of every file), results in order.
-fn inspect_all(files: &[PathBuf], config: &Config) -> Vec<Result<PackageFile, RepoError>> {
-    let inspect_one = |path: &Path| {
-        inspect::inspect(path)
-            .map_err(RepoError::from)
-            .and_then(|info| Ok(PackageFile::from_deb(info, config, path)?))
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || files.len() < 2 {
-        return files.iter().map(|path| inspect_one(path)).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<PackageFile, RepoError>>> =
-        files.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(files.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = files.get(i) else { break };
-                        done.push((i, inspect_one(path)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for worker in workers {
-            for (i, result) in worker.join().unwrap_or_default() {
-                results[i] = Some(result);
-            }
-        }
-    });
-    results
-        .into_iter()
-        .zip(files)
-        .map(|(result, path)| {
-            result.unwrap_or_else(|| {
-                Err(RepoError::Io {
-                    action: "an inspection thread failed on",
-                    path: path.to_path_buf(),
-                    source: io::Error::other("thread panicked"),
-                })
-            })
-        })
-        .collect()
-}
-
-/// The architectures whose indices the added files change.
-fn dirty_architectures<'a>(all: &'a [String], added: &'a [Added]) -> Vec<&'a str> {
-    let mut archs = BTreeSet::new();
-    for file in added.iter().filter(|a| a.outcome != AddOutcome::Unchanged) {
-        if file.architecture == "all" {
-            archs.extend(all.iter().map(String::as_str));
-        } else {
-            archs.insert(file.architecture.as_str());
-        }
-    }
-    archs.into_iter().collect()
-}
-
-/// Stores one package and records it in `tx`; new pool files are pushed to
-/// `created` so the caller can remove them if the transaction does not commit.
-#[allow(clippy::too_many_arguments)]
-fn store_one(
-    tx: &Connection,
-    public: &Path,
-    path: &Path,
-    package: &PackageFile,
-    target: &Target,
-    actor: &Actor,
-    now: i64,
-    created: &mut Vec<PathBuf>,
-) -> Result<Added, RepoError> {
-    let sums = &package.checksums;
-    let (file_id, pool_path, outcome) = match catalog::file_by_name(tx, &package.file_name)? {
-        Some(stored) if stored.sha256 != sums.sha256 || stored.size != sums.size => {
-            return Err(if stored.version != package.version.as_str() {
-                RepoError::VersionAlias {
-                    file_name: package.file_name.clone(),
-                    existing: stored.version,
-                    new: package.version.to_string(),
-                }
-            } else {
-                RepoError::Conflict {
-                    file_name: package.file_name.clone(),
-                    pool_path: stored.pool_path,
-                    existing: stored.sha256,
-                    new: sums.sha256.clone(),
-                }
-            });
-        }
-        Some(stored) if stored.version != package.version.as_str() => {
-            return Err(RepoError::VersionAlias {
-                file_name: package.file_name.clone(),
-                existing: stored.version,
-                new: package.version.to_string(),
-            })
-        }
-        Some(stored) => (stored.id, stored.pool_path, AddOutcome::Linked),
-        None => {
-            let pool_path =
-                package::pool_path(&target.component, &package.name, &package.file_name);
-            let dest = public.join(&pool_path);
-            store_in_pool(path, &dest)?;
-            created.push(dest);
-            let stanza = package.stanza(&pool_path);
-            let id = catalog::insert_file(tx, &package.catalog_row(&pool_path, &stanza, now))?;
-            // The number someone reserved for this build has arrived.
-            if let Some(number) = package.version.as_plain_integer() {
-                catalog::release_reservation(tx, &package.name, number)?;
-            }
-            (id, pool_path, AddOutcome::Added)
-        }
-    };
-    let is_new_member = catalog::add_membership(tx, &target.dist, &target.component, file_id, now)?;
-    let outcome = match (outcome, is_new_member) {
-        (_, false) => AddOutcome::Unchanged,
-        (outcome, true) => outcome,
-    };
-    if outcome != AddOutcome::Unchanged {
-        catalog::record(
-            tx,
-            &catalog::Event {
-                at: now,
-                door: actor.door.as_str(),
-                actor: &actor.name,
-                action: "add",
-                package: Some(&package.name),
-                version: Some(package.version.as_str()),
-                architecture: Some(&package.architecture),
-                dist: Some(&target.dist),
-                component: Some(&target.component),
-                detail: serde_json::json!({
-                    "filename": pool_path,
-                    "sha256": sums.sha256,
-                    "size": sums.size,
-                    "source": path.display().to_string(),
-                    "outcome": outcome,
-                }),
-            },
-        )?;
-    }
-    Ok(Added {
-        path: path.to_path_buf(),
-        package: package.name.clone(),
-        version: package.version.to_string(),
-        architecture: package.architecture.clone(),
-        target: target.clone(),
-        filename: pool_path,
-        sha256: sums.sha256.clone(),
-        outcome,
-    })
-}
-
-/// Copies into the pool (made durable by the caller before its commit). A
-/// pool file without a catalog row can only be the leftover of an
-/// interrupted add (never acknowledged): replace it.
-fn store_in_pool(source: &Path, dest: &Path) -> Result<(), RepoError> {
-    if let Some(dir) = dest.parent() {
-        fs::create_dir_all(dir).map_err(|e| RepoError::Io {
-            action: "cannot create",
-            path: dir.to_path_buf(),
-            source: e,
-        })?;
-    }
-    durable::copy_file_unsynced(source, dest).map_err(|e| RepoError::Io {
-        action: "cannot store in the pool",
-        path: dest.to_path_buf(),
-        source: e,
-    })
-}
-
-fn refusal(path: PathBuf, error: &RepoError) -> Refused {
-    Refused {
-        path,
-        error: error_chain(error),
-        hint: error.hint(),
-    }
-}
-
 /// `error: cause: cause` in one line, for reports and JSON.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -704,30 +389,6 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Files as given, and every `*.deb` below each directory, sorted.
-fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RepoError> {
-    let mut files = Vec::new();
-    for path in paths {
-        if !path.is_dir() {
-            files.push(path.clone());
-            continue;
-        }
-        let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .map(|e| e.into_path())
-            .filter(|p| p.extension().is_some_and(|ext| ext == "deb"))
-            .collect();
-        if found.is_empty() {
-            return Err(RepoError::NothingToAdd { path: path.clone() });
-        }
-        found.sort();
-        files.extend(found);
-    }
-    Ok(files)
 }
 
 fn layout_dirs(root: &Path, config: &Config) -> Vec<PathBuf> {

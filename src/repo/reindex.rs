@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::add::refusal;
 use super::package::PackageFile;
 use super::release::Release;
-use super::{catalog, now, refusal, RepoError};
+use super::{catalog, now, RepoError};
 use crate::config::Config;
 use crate::deb::control::Paragraph;
 use crate::deb::inspect;
