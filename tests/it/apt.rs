@@ -8,17 +8,7 @@ use crate::support::{apt_check, Deb, Server, TestRepo};
 fn real_apt_updates_lists_downloads_and_installs_from_a_served_repository() {
     let repo = TestRepo::new();
     let work = repo.work();
-    let mut debs: Vec<_> = ["1", "2", "3"]
-        .iter()
-        .map(|v| {
-            Deb {
-                version: v,
-                payload: v,
-                ..Deb::default()
-            }
-            .build(&work)
-        })
-        .collect();
+    let mut debs = repo.whois_versions(&["1", "2", "3"]);
     debs.push(
         Deb {
             name: "vrmd-amd64only",

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{run_ok, stderr, stdout, Deb, TestRepo};
+use crate::support::{refused, run_ok, stderr, stdout, TestRepo};
 
 fn next(repo: &TestRepo, args: &[&str]) -> String {
     stdout(&run_ok(repo.cmd().arg("next-version").args(args)))
@@ -13,18 +13,7 @@ fn next(repo: &TestRepo, args: &[&str]) -> String {
 }
 
 fn add_versions(repo: &TestRepo, dist: &str, component: &str, versions: &[&str]) {
-    let work = repo.work();
-    let debs: Vec<_> = versions
-        .iter()
-        .map(|v| {
-            Deb {
-                version: v,
-                payload: v,
-                ..Deb::default()
-            }
-            .build(&work)
-        })
-        .collect();
+    let debs = repo.whois_versions(versions);
     let refs: Vec<&Path> = debs.iter().map(|p| p.as_path()).collect();
     repo.add(dist, component, &refs);
 }
@@ -64,17 +53,11 @@ fn versions_anywhere_count_unless_filtered() {
     assert_eq!(json["next"], 6);
     assert_eq!(json["highest"], "5");
 
-    let out = repo
-        .cmd()
-        .args(["next-version", "vrmd-whois", "--dist", "sid"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("unknown target sid/*"),
-        "{}",
-        stderr(&out)
+    let err = refused(
+        repo.cmd()
+            .args(["next-version", "vrmd-whois", "--dist", "sid"]),
     );
+    assert!(err.contains("unknown target sid/*"), "{err}");
 }
 
 #[test]
@@ -83,17 +66,8 @@ fn a_highest_version_that_is_not_an_integer_fails_and_says_where() {
         let repo = TestRepo::new();
         add_versions(&repo, "trusty", "dev", &["1"]);
         add_versions(&repo, "precise", "main", &[highest]);
-        let out = repo
-            .cmd()
-            .args(["next-version", "vrmd-whois"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        assert!(
-            stdout(&out).is_empty(),
-            "nothing on stdout for a script to take"
-        );
-        let err = stderr(&out);
+        // Nothing on stdout for a script to take: `refused` checks it.
+        let err = refused(repo.cmd().args(["next-version", "vrmd-whois"]));
         assert!(
             err.contains(&format!(
                 "highest version of vrmd-whois is {highest} (precise/main all)"
@@ -218,15 +192,12 @@ fn from_index_gives_the_local_answer_and_refuses_a_foreign_key() {
         repoctl::signing::SigningKey::generate(repoctl::signing::KeyType::Ed25519, "someone else")
             .unwrap();
     std::fs::write(&foreign_key, generated.public_armored()).unwrap();
-    let out = repo
-        .cmd()
-        .args(["next-version", "vrmd-whois", "--from-index", &server.url])
-        .arg("--key")
-        .arg(&foreign_key)
-        .args(["--dist", "trusty"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).is_empty());
-    assert!(stderr(&out).contains("hint: "), "{}", stderr(&out));
+    let err = refused(
+        repo.cmd()
+            .args(["next-version", "vrmd-whois", "--from-index", &server.url])
+            .arg("--key")
+            .arg(&foreign_key)
+            .args(["--dist", "trusty"]),
+    );
+    assert!(err.contains("hint: "), "{err}");
 }

@@ -41,6 +41,24 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs a command that must be refused: exit code 1, nothing on stdout
+/// that a script could take for an answer. Returns stderr.
+pub fn refused(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{cmd:?} was not refused:\n{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a refusal printed to stdout: {}",
+        stdout(&out)
+    );
+    err
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -90,6 +108,22 @@ impl TestRepo {
         let work = self.dir.path().join("work");
         std::fs::create_dir_all(&work).expect("work dir");
         work
+    }
+
+    /// `vrmd-whois` .debs of these versions, each with its own bytes.
+    pub fn whois_versions(&self, versions: &[&str]) -> Vec<PathBuf> {
+        let work = self.work();
+        versions
+            .iter()
+            .map(|v| {
+                Deb {
+                    version: v,
+                    payload: v,
+                    ..Deb::default()
+                }
+                .build(&work)
+            })
+            .collect()
     }
 
     pub fn add(&self, dist: &str, component: &str, debs: &[&Path]) -> Output {
