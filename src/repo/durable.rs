@@ -5,7 +5,7 @@
 //! nothing about packages.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Prefix of every temporary file we create, so leftovers of a crash are
@@ -62,15 +62,6 @@ impl TempFile {
         fs::rename(&self.path, dest)?;
         self.armed = false;
         Ok(())
-    }
-
-    /// fsyncs and links the file at `dest`, failing if `dest` exists.
-    pub fn commit_new(mut self, dest: &Path) -> io::Result<()> {
-        self.file.sync_all()?;
-        fs::hard_link(&self.path, dest)?;
-        let _ = fs::remove_file(&self.path);
-        self.armed = false;
-        sync_parent(dest)
     }
 }
 
@@ -164,24 +155,4 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// True when both files hold the same bytes (used to recognise a re-upload).
-pub fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
-    let (ma, mb) = (fs::metadata(a)?, fs::metadata(b)?);
-    if ma.len() != mb.len() {
-        return Ok(false);
-    }
-    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let n = fa.read(&mut ba)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
-    }
 }
