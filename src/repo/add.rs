@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -162,46 +161,7 @@ fn inspect_all(files: &[PathBuf], config: &Config) -> Vec<Result<PackageFile, Re
             .map_err(RepoError::from)
             .and_then(|info| Ok(PackageFile::from_deb(info, config, path)?))
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || files.len() < 2 {
-        return files.iter().map(|path| inspect_one(path)).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<PackageFile, RepoError>>> =
-        files.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(files.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = files.get(i) else { break };
-                        done.push((i, inspect_one(path)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for worker in workers {
-            for (i, result) in worker.join().unwrap_or_default() {
-                results[i] = Some(result);
-            }
-        }
-    });
-    results
-        .into_iter()
-        .zip(files)
-        .map(|(result, path)| {
-            result.unwrap_or_else(|| {
-                Err(RepoError::Io {
-                    action: "an inspection thread failed on",
-                    path: path.to_path_buf(),
-                    source: io::Error::other("thread panicked"),
-                })
-            })
-        })
-        .collect()
+    super::workers::map(files, super::workers::cores(), |path| inspect_one(path))
 }
 
 /// The architectures whose indices the added files change.

@@ -114,24 +114,9 @@ const SYNC_THREADS: usize = 16;
 /// the file system can commit them together: one after the other they cost
 /// ~4 ms each here, which dominated small publishes and bulk imports.
 pub fn sync_all(paths: &[PathBuf]) -> io::Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let worker = || -> io::Result<()> {
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(path) = paths.get(i) else {
-                return Ok(());
-            };
-            File::open(path)?.sync_all()?;
-        }
-    };
-    let threads = SYNC_THREADS.min(paths.len());
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .unwrap_or_else(|_| Err(io::Error::other("an fsync thread panicked")))
-        })
-    })
+    super::workers::map(paths, SYNC_THREADS, |path| File::open(path)?.sync_all())
+        .into_iter()
+        .collect()
 }
 
 /// The files and their distinct parent directories, ready for [`sync_all`].

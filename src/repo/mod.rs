@@ -17,6 +17,7 @@ pub mod package;
 pub mod publish;
 mod reindex;
 pub mod release;
+mod workers;
 
 use std::fs;
 use std::io;

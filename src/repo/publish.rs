@@ -270,51 +270,9 @@ impl Publisher<'_> {
             cache.settle(self.now)?;
             Ok::<_, IndexError>([sums.plain, sums.gzip, sums.xz])
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len());
-        if threads <= 1 {
-            return jobs
-                .iter()
-                .map(|job| render(job).map_err(index_err))
-                .collect();
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<Option<Result<[Checksums; 3], IndexError>>> =
-            (0..jobs.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(job) = jobs.get(i) else { break };
-                            done.push((i, render(job)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for worker in workers {
-                if let Ok(done) = worker.join() {
-                    for (i, result) in done {
-                        results[i] = Some(result);
-                    }
-                }
-            }
-        });
-        results
+        super::workers::map(jobs, super::workers::cores(), render)
             .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(IndexError::Write {
-                        path: gen_dir.display().to_string(),
-                        source: io::Error::other("an index rendering thread panicked"),
-                    })
-                })
-                .map_err(index_err)
-            })
+            .map(|r| r.map_err(index_err))
             .collect()
     }
 

@@ -204,22 +204,14 @@ fn add_no_publish_waits_for_publish() {
 fn packages_are_sorted_by_name_then_dpkg_version() {
     let repo = TestRepo::new();
     let work = repo.work();
-    let debs: Vec<_> = ["10", "9", "1", "1~rc1"]
-        .iter()
-        .map(|v| {
-            Deb {
-                version: v,
-                payload: v,
-                ..Deb::default()
-            }
-            .build(&work)
-        })
-        .chain([Deb {
+    let mut debs = repo.whois_versions(&["10", "9", "1", "1~rc1"]);
+    debs.push(
+        Deb {
             name: "aaa-first",
             ..Deb::default()
         }
-        .build(&work)])
-        .collect();
+        .build(&work),
+    );
     let refs: Vec<&Path> = debs.iter().map(|p| p.as_path()).collect();
     repo.add("trusty", "dev", &refs);
     let text = crate::support::index_text(&repo.public(), "trusty", "dev", "i386");
