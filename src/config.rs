@@ -21,6 +21,34 @@ pub struct Config {
     pub signing: SigningSection,
     #[serde(default)]
     pub versions: VersionsSection,
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Where `repoctl serve` listens unless `--listen` says otherwise.
+    pub listen: String,
+    /// The largest upload accepted, in bytes; larger bodies answer 413.
+    pub max_upload_bytes: u64,
+    /// Require HTTP basic auth (token name and token, as apt's auth.conf
+    /// sends them) for the apt tree too. The API always needs a token.
+    pub private: bool,
+    /// On SIGTERM, how long running requests may take to finish before they
+    /// are cut off.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            max_upload_bytes: 2 << 30,
+            private: false,
+            shutdown_grace_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +158,7 @@ impl Config {
                 keys: vec![PathBuf::from("keys/signing-key.asc")],
             },
             versions: VersionsSection::default(),
+            server: ServerSection::default(),
         }
     }
 
@@ -210,6 +239,21 @@ impl Config {
             .is_some_and(|d| d.contains(['\n', '\r']))
         {
             return Err(invalid("repository.description", "must be one line".into()));
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen",
+                format!(
+                    "is {:?}: give an address and port, e.g. \"127.0.0.1:8080\"",
+                    self.server.listen
+                ),
+            ));
+        }
+        if self.server.max_upload_bytes == 0 {
+            return Err(invalid(
+                "server.max_upload_bytes",
+                "must be more than 0".into(),
+            ));
         }
         if self.signing.keys.is_empty() {
             return Err(invalid(

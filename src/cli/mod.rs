@@ -11,6 +11,7 @@ mod publish;
 mod quickstart;
 mod reindex;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     Quickstart(quickstart::QuickstartArgs),
     Reindex(reindex::ReindexArgs),
+    Token(token::TokenArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&root, args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::Reindex(args) => reindex::run(&root, args),
+        Command::Token(args) => token::run(&root, args),
     }
 }
 

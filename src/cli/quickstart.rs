@@ -64,5 +64,6 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         "  repoctl --root {root_shown} add --dist {dist} --component dev vrmd-whois_42_all.deb"
     );
     println!();
-    super::serve::serve_blocking(repo.public_dir(), listener)
+    drop(repo);
+    super::serve::serve_blocking(root, listener)
 }

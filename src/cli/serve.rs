@@ -7,23 +7,41 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::repo::Repository;
+use crate::server::ServeError;
 
-/// Serve public/ (dists, pool, key.asc) to apt clients over HTTP.
+/// Serve the repository over HTTP: the apt tree, uploads and the query API.
 ///
-/// Read-only for now. The tree is plain files: any web server that follows
-/// symlinks can serve public/ instead.
+/// `/` serves public/ (dists, pool, key.asc) to apt, with ETag,
+/// If-Modified-Since and Range. `/api/v1` takes uploads and answers queries,
+/// with a token from `repoctl token create`:
+///
+///   curl -fsS -H "Authorization: Bearer $TOKEN" -T vrmd-whois_42_all.deb \
+///     http://HOST:8080/api/v1/dists/trusty/components/dev/packages
+///
+/// Add `?wait=published` to answer after the publish that includes it.
+/// Uploads are committed one by one and published in batches, at most once
+/// per second per dist. `/healthz` and `/metrics` (Prometheus) are for
+/// monitoring. SIGTERM stops accepting connections and lets running requests
+/// finish ([server] shutdown_grace_secs). See repo-layout/README.md for the
+/// whole API and a systemd unit.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address and port to listen on (default: [server] listen in
+    /// repoctl.toml, which defaults to 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }
 
 pub fn run(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Opening checks that this is a repository before we listen.
     let repo = Repository::open(root)?;
-    let listener = bind(args.listen)?;
-    serve_blocking(repo.public_dir(), listener)
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => repo.config().server.listen.parse()?,
+    };
+    drop(repo);
+    let listener = bind(listen)?;
+    serve_blocking(root.to_path_buf(), listener)
 }
 
 pub fn bind(listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
@@ -37,14 +55,15 @@ pub fn bind(listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 }
 
 pub fn serve_blocking(
-    public: std::path::PathBuf,
+    root: std::path::PathBuf,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime
-        .block_on(crate::server::serve(public, listener))
-        .map_err(|e| anyhow::anyhow!("serving failed: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    match runtime.block_on(crate::server::serve(root, listener)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(ServeError::Repo(e)) => Err(e.into()),
+        Err(ServeError::Io(e)) => Err(anyhow::Error::new(e).context("serving failed")),
+    }
 }

@@ -61,6 +61,37 @@ pub struct AddOptions {
     pub keep_going: bool,
 }
 
+/// Files inspected and validated, ready for `Repository::add_inspected`;
+/// refusals already collected when the caller keeps going.
+pub struct Inspected {
+    accepted: Vec<(PathBuf, PackageFile)>,
+    refused: Vec<Refused>,
+}
+
+impl Inspected {
+    /// Inspects `.deb` files (or every `.deb` below a directory) without any
+    /// lock: one thread per core reads and hashes every byte. All-or-nothing
+    /// unless `keep_going`.
+    pub fn files(
+        paths: &[PathBuf],
+        config: &Config,
+        keep_going: bool,
+    ) -> Result<Inspected, RepoError> {
+        let files = expand_paths(paths)?;
+        let mut refused = Vec::new();
+        let mut accepted = Vec::new();
+        let results = inspect_all(&files, config);
+        for (path, result) in files.into_iter().zip(results) {
+            match result {
+                Ok(package) => accepted.push((path, package)),
+                Err(e) if keep_going => refused.push(refusal(path, &e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Inspected { accepted, refused })
+    }
+}
+
 impl Repository {
     /// Adds `.deb` files (or every `.deb` below a directory) to `target`.
     ///
@@ -76,18 +107,24 @@ impl Repository {
         options: &AddOptions,
     ) -> Result<AddReport, RepoError> {
         self.check_target(target)?;
-        let files = expand_paths(paths)?;
-        let mut refused = Vec::new();
-        let mut accepted = Vec::new();
-        let results = inspect_all(&files, &self.config);
-        for (path, result) in files.into_iter().zip(results) {
-            match result {
-                Ok(package) => accepted.push((path, package)),
-                Err(e) if options.keep_going => refused.push(refusal(path, &e)),
-                Err(e) => return Err(e),
-            }
-        }
+        let inspected = Inspected::files(paths, &self.config, options.keep_going)?;
+        self.add_inspected(inspected, target, actor, options)
+    }
 
+    /// The second half of `add`, for doors that inspect before they take
+    /// their turn at the repository (the HTTP server).
+    pub fn add_inspected(
+        &mut self,
+        inspected: Inspected,
+        target: &Target,
+        actor: &Actor,
+        options: &AddOptions,
+    ) -> Result<AddReport, RepoError> {
+        self.check_target(target)?;
+        let Inspected {
+            accepted,
+            mut refused,
+        } = inspected;
         let _lock = self.lock()?;
         let now = now();
         let public = self.public_dir();

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use rusqlite::Error as SqlError;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS package_files (
@@ -58,6 +58,17 @@ CREATE TABLE IF NOT EXISTS reservations (
     expires_at  INTEGER NOT NULL,
     PRIMARY KEY (package, version)
 ) WITHOUT ROWID;
+
+-- API tokens (schema version 4). Only the SHA-256 of a token is kept; the
+-- token itself is shown once, when it is created.
+CREATE TABLE IF NOT EXISTS tokens (
+    name        TEXT PRIMARY KEY,
+    sha256      TEXT NOT NULL UNIQUE,
+    uploads     TEXT NOT NULL,          -- comma-separated dist/component scopes
+    operator    INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
 
 CREATE TABLE IF NOT EXISTS history (
     id            INTEGER PRIMARY KEY,
@@ -304,6 +315,51 @@ pub fn record(conn: &Connection, e: &Event<'_>) -> Result<(), SqlError> {
         e.detail.to_string()
     ])?;
     Ok(())
+}
+
+/// One history row as queries return it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub at: i64,
+    pub door: String,
+    pub actor: String,
+    pub action: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+    pub architecture: Option<String>,
+    pub dist: Option<String>,
+    pub component: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// The newest `limit` history rows (of one package, if given), newest first.
+pub fn history(
+    conn: &Connection,
+    package: Option<&str>,
+    limit: u32,
+) -> Result<Vec<HistoryRow>, SqlError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, door, actor, action, package, version, architecture, dist, component, detail
+           FROM history WHERE (?1 IS NULL OR package = ?1) ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![package, limit], |r| {
+        let detail: String = r.get(10)?;
+        Ok(HistoryRow {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            door: r.get(2)?,
+            actor: r.get(3)?,
+            action: r.get(4)?,
+            package: r.get(5)?,
+            version: r.get(6)?,
+            architecture: r.get(7)?,
+            dist: r.get(8)?,
+            component: r.get(9)?,
+            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        })
+    })?;
+    rows.collect()
 }
 
 /// One published package as `repoctl list` shows it.

@@ -17,6 +17,7 @@ pub mod package;
 pub mod publish;
 mod reindex;
 pub mod release;
+pub mod tokens;
 mod workers;
 
 use std::fs;
@@ -32,7 +33,7 @@ use crate::signing::{KeyType, Signer, SigningError, SigningKey};
 use package::PolicyError;
 use publish::{DistPublished, PublishError, Publisher};
 
-pub use add::{AddOptions, AddOutcome, AddReport, Added, Refused};
+pub use add::{AddOptions, AddOutcome, AddReport, Added, Inspected, Refused};
 pub use reindex::ReindexReport;
 
 /// Files under `state/`.
@@ -79,6 +80,8 @@ pub enum RepoError {
     Signing(#[from] SigningError),
     #[error(transparent)]
     NextVersion(#[from] next_version::NextVersionError),
+    #[error(transparent)]
+    Token(#[from] tokens::TokenError),
     #[error("the catalog failed")]
     Catalog(#[from] rusqlite::Error),
     #[error("{action} {path}")]
@@ -125,6 +128,7 @@ impl RepoError {
             RepoError::Publish(e) => e.hint(),
             RepoError::Signing(e) => e.hint(),
             RepoError::NextVersion(e) => e.hint(),
+            RepoError::Token(e) => e.hint(),
             RepoError::AlreadyInitialized { .. } => Some(
                 "use that repository as it is (repoctl --root DIR ...), or init another directory".into(),
             ),
@@ -321,6 +325,15 @@ impl Repository {
         Ok(rows)
     }
 
+    /// The newest `limit` changes (of one package, if given), newest first.
+    pub fn history(
+        &self,
+        package: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<catalog::HistoryRow>, RepoError> {
+        Ok(catalog::history(&self.catalog, package, limit)?)
+    }
+
     /// The next plain-integer version of `package` (DESIGN.md §5); with
     /// `reserve_for`, the number is reserved for that holder.
     pub fn next_version(
@@ -438,6 +451,12 @@ fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
         (Ok(a), Ok(b)) => a.cmp(&b),
         _ => a.cmp(b),
     }
+}
+
+/// Whether `REPOCTL_NOW` holds the clock still (then publishing never waits
+/// for it to move).
+pub fn clock_is_frozen() -> bool {
+    std::env::var_os("REPOCTL_NOW").is_some()
 }
 
 /// The clock publishing uses. Tests set `REPOCTL_NOW` (Unix seconds); it is

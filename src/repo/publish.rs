@@ -222,6 +222,8 @@ impl Publisher<'_> {
             files,
         };
         self.write_signed_release(dist, &gen_dir, &release)?;
+        self.stamp_new_files(&gen_dir, &written, date)
+            .map_err(io_err("cannot set file times in", &gen_dir))?;
         tracing::debug!(dist, elapsed = ?started.elapsed(), "signed");
         sync_tree(&gen_dir).map_err(io_err("cannot fsync", &gen_dir))?;
         tracing::debug!(dist, elapsed = ?started.elapsed(), "synced");
@@ -343,17 +345,43 @@ impl Publisher<'_> {
         }
     }
 
-    /// `max(now, served Date)`, but never more than a few seconds ahead.
+    /// Later than the served Date by at least a second, never more than a
+    /// few seconds ahead of the clock.
+    ///
+    /// Strictly later because the new files carry the Date as their mtime,
+    /// and HTTP's `If-Modified-Since` has one-second resolution: two
+    /// publishes in one second would let a client keep the older index on a
+    /// 304. So a dist is published at most once per second; a publish that
+    /// comes sooner waits for the next second rather than dating ahead.
     fn release_date(&self, dist: &str, served: Option<&Served>) -> Result<i64, PublishError> {
         let previous = served.map_or(i64::MIN, |s| s.release.fields.date);
-        let date = self.now.max(previous);
+        let date = self.now.max(previous.saturating_add(1));
         if date > self.now + MAX_DATE_AHEAD_SECS {
             return Err(PublishError::ClockBehind {
                 dist: dist.to_string(),
                 ahead: date - self.now,
             });
         }
+        if date == self.now + 1 && !super::clock_is_frozen() {
+            wait_until(date);
+        }
         Ok(date)
+    }
+
+    /// Gives the files this publish wrote (not the linked, unchanged ones)
+    /// the Release Date as their mtime, which servers send as Last-Modified.
+    fn stamp_new_files(&self, gen_dir: &Path, written: &[String], date: i64) -> io::Result<()> {
+        let when = UNIX_EPOCH + Duration::from_secs(date.max(0) as u64);
+        let indices = written.iter().flat_map(|rel| {
+            self.index_file_names()
+                .iter()
+                .map(move |name| gen_dir.join(rel).join(name))
+        });
+        let signed = ["Release", "Release.gpg", "InRelease"].map(|name| gen_dir.join(name));
+        for path in indices.chain(signed) {
+            fs::File::open(&path)?.set_modified(when)?;
+        }
+        Ok(())
     }
 
     fn generations_dir(&self, dist: &str) -> PathBuf {
@@ -608,4 +636,13 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
         }
     }
     durable::sync_all(&paths)
+}
+
+/// Sleeps until the wall clock has reached `unix_secs` (at most a second
+/// here: see `release_date`).
+fn wait_until(unix_secs: i64) {
+    let target = UNIX_EPOCH + Duration::from_secs(unix_secs.max(0) as u64);
+    if let Ok(left) = target.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(left);
+    }
 }

@@ -1,44 +1,251 @@
-//! The HTTP server: the apt-facing tree (`public/`) for now; the upload and
-//! query API (`/api/v1`) arrives with the HTTP issue.
+//! The HTTP server: the apt tree (`public/`) at `/`, the upload and query
+//! API at `/api/v1`, `/healthz` and `/metrics`.
 //!
-//! Owns routing and HTTP semantics. It reads the served tree and never
-//! writes it; changes go through `repo::Repository` like every other door.
+//! Owns routing, authentication of requests and the server's life (start,
+//! group-commit publisher, graceful shutdown). Changes go through
+//! `repo::Repository` like every other door: uploads through `ingest`.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod files;
+pub mod ingest;
+pub mod metrics;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::services::ServeDir;
+use tokio::sync::watch;
+
+use crate::config::{Config, Target};
+use crate::repo::tokens::Grant;
+use crate::repo::{RepoError, Repository};
+use error::ApiError;
+use files::PublicTree;
+use ingest::Ingest;
+use metrics::Metrics;
+
+/// What every request handler shares.
+pub struct App {
+    pub root: PathBuf,
+    pub config: Config,
+    tree: PublicTree,
+    pub ingest: Arc<Ingest>,
+    /// Token checks: a connection of their own, so they never wait behind
+    /// a long query or a publish.
+    auth: Mutex<Repository>,
+    /// Queries and reservations (reads never wait for the writer: WAL).
+    reads: Mutex<Repository>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// Opens the repository three times: the writer (uploads and
+    /// publishes), token checks and queries.
+    pub fn open(root: PathBuf) -> Result<App, RepoError> {
+        let writer = Repository::open(&root)?;
+        let config = writer.config().clone();
+        let public = writer.public_dir();
+        let tree = PublicTree::new(&public).map_err(|source| RepoError::Io {
+            action: "cannot serve",
+            path: public.clone(),
+            source,
+        })?;
+        upload::sweep(&root).map_err(|source| RepoError::Io {
+            action: "cannot clear the temporary uploads in",
+            path: root.join(upload::UPLOADS_DIR),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        Ok(App {
+            auth: Mutex::new(Repository::open(&root)?),
+            reads: Mutex::new(Repository::open(&root)?),
+            ingest: Arc::new(Ingest::new(writer, Arc::clone(&metrics))),
+            root,
+            config,
+            tree,
+            metrics,
+        })
+    }
+
+    /// The grant of the request's token; 401 without a live one.
+    pub async fn authenticate(self: &Arc<Self>, headers: &HeaderMap) -> Result<Grant, ApiError> {
+        let Some(credentials) = auth::credentials(headers) else {
+            return Err(ApiError::unauthorized());
+        };
+        let app = Arc::clone(self);
+        let grant = tokio::task::spawn_blocking(move || {
+            lock(&app.auth)
+                .authenticate(&credentials.token)
+                .map(|grant| {
+                    grant.filter(|g| {
+                        credentials
+                            .login
+                            .as_ref()
+                            .is_none_or(|login| *login == g.name)
+                    })
+                })
+        })
+        .await
+        .map_err(|e| ApiError::internal(&std::io::Error::other(e.to_string())))??;
+        grant.ok_or_else(ApiError::unauthorized)
+    }
+
+    pub fn check_target(&self, target: &Target) -> Result<(), ApiError> {
+        if self.config.has_target(&target.dist, &target.component) {
+            Ok(())
+        } else {
+            let repo = &self.config.repository;
+            Err(ApiError::from(RepoError::UnknownTarget {
+                target: target.to_string(),
+                dists: repo.dists.join(", "),
+                components: repo.components.join(", "),
+            }))
+        }
+    }
+
+    /// Runs a query off the async threads.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        query: impl FnOnce(&Repository) -> Result<T, RepoError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.read_mut(move |repo| query(repo)).await
+    }
+
+    /// Like `read`, for the calls that write outside the writer lock
+    /// (reservations: their own immediate transaction).
+    pub async fn read_mut<T: Send + 'static>(
+        self: &Arc<Self>,
+        query: impl FnOnce(&mut Repository) -> Result<T, RepoError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || query(&mut lock(&app.reads)))
+            .await
+            .map_err(|e| ApiError::internal(&std::io::Error::other(e.to_string())))?
+            .map_err(ApiError::from)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The whole application, built without a socket so tests can call it.
-pub fn router(public: PathBuf) -> Router {
-    let files = ServeDir::new(public).append_index_html_on_directories(false);
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/dists", get(api::dists))
+        .route(
+            "/dists/{dist}/components/{component}/packages",
+            get(api::packages_in)
+                .put(upload::upload)
+                .post(upload::upload),
+        )
+        .route("/packages", get(api::packages))
+        .route("/packages/{name}", get(api::package))
+        .route("/packages/{name}/next-version", get(api::next_version))
+        .route(
+            "/packages/{name}/reservations",
+            axum::routing::post(api::reserve),
+        )
+        .route("/history", get(api::history))
+        .fallback(api::unknown)
+        // Uploads count their own bytes against [server] max_upload_bytes.
+        .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        // Reserved for the API and metrics; 404 (never 403: apt >= 1.5 fails
-        // hard on other codes for InRelease) until they exist.
-        .route("/api/v1/{*rest}", get(not_found))
-        .route("/metrics", get(not_found))
-        .fallback_service(files)
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .fallback(apt_tree)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            count_responses,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
 }
 
-async fn not_found() -> StatusCode {
-    StatusCode::NOT_FOUND
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let public = app.root.join("public");
+    let text = app.metrics.render(&app.config, &public);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Serves `public` on an already bound listener until Ctrl-C or SIGTERM.
-/// Binding first lets callers print the real address (port 0 picks one).
-pub async fn serve(public: PathBuf, listener: std::net::TcpListener) -> std::io::Result<()> {
+/// Everything outside `/api/v1`: files of `public/`, behind basic auth when
+/// the repository is private.
+async fn apt_tree(State(app): State<Arc<App>>, request: Request) -> Response {
+    if app.config.server.private && app.authenticate(request.headers()).await.is_err() {
+        let mut response = StatusCode::UNAUTHORIZED.into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"repoctl\""),
+        );
+        return response;
+    }
+    app.tree
+        .respond(request.method(), request.uri().path(), request.headers())
+        .await
+}
+
+async fn count_responses(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    app.metrics.responded(response.status().as_u16());
+    response
+}
+
+/// Serves the repository at `root` on an already bound listener until
+/// Ctrl-C or SIGTERM. Binding first lets callers print the real address
+/// (port 0 picks one).
+pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(), ServeError> {
+    let app = Arc::new(App::open(root.clone())?);
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let local: SocketAddr = listener.local_addr()?;
-    tracing::info!(%local, public = %public.display(), "serving");
-    eprintln!("serving {} on http://{local}/", public.display());
-    axum::serve(listener, router(public))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    tracing::info!(%local, root = %root.display(), "serving");
+    eprintln!(
+        "serving {} on http://{local}/",
+        root.join("public").display()
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    let publisher = tokio::spawn(Arc::clone(&app.ingest).run_publisher(stopped));
+    let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let on_signal = Arc::clone(&signalled);
+    let server =
+        axum::serve(listener, router(Arc::clone(&app))).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, running requests may finish");
+            on_signal.notify_one();
+        });
+    tokio::select! {
+        result = server => result?,
+        () = async { signalled.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "requests still running after the grace period are cut off");
+        }
+    }
+    // Publish what was committed meanwhile, then stop.
+    let _ = stop.send(true);
+    let _ = publisher.await;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("serving failed")]
+    Io(#[from] std::io::Error),
 }
 
 async fn shutdown_signal() {

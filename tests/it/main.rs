@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod compress;
 mod crash;
+mod http;
 mod next_version;
 mod quickstart;
 mod remote;

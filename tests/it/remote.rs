@@ -161,7 +161,8 @@ fn test_router(public: PathBuf) -> Router {
                 Redirect::temporary(&format!("https://127.0.0.1:1/{rest}"))
             }),
         )
-        .merge(repoctl::server::router(public))
+        // The client under test, not our server: any static file server does.
+        .fallback_service(tower_http::services::ServeDir::new(public))
 }
 
 /// A body of unknown length: hyper sends it with chunked encoding.

@@ -126,6 +126,23 @@ impl TestRepo {
             .collect()
     }
 
+    /// A new API token (`repoctl token create NAME ARGS...`).
+    pub fn token(&self, name: &str, args: &[&str]) -> String {
+        let out = run_ok(self.cmd().args(["token", "create", name]).args(args));
+        stdout(&out).trim().to_string()
+    }
+
+    /// Edits repoctl.toml: replaces `from` (which must be there) by `to`.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let path = self.root().join("repoctl.toml");
+        let text = std::fs::read_to_string(&path).expect("config");
+        assert!(
+            text.contains(from),
+            "{from:?} is not in repoctl.toml:\n{text}"
+        );
+        std::fs::write(&path, text.replace(from, to)).expect("write config");
+    }
+
     pub fn add(&self, dist: &str, component: &str, debs: &[&Path]) -> Output {
         run_ok(
             self.cmd()
@@ -229,6 +246,18 @@ impl Server {
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server { child, url }
+    }
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the server to exit; returns its status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        run_ok(Command::new("kill").args(["-TERM", &self.pid().to_string()]));
+        self.child.wait().expect("server exits")
     }
 }
 
@@ -474,4 +503,78 @@ pub fn wait_for(path: &Path, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// One HTTP exchange made with the real `curl`.
+#[derive(Debug)]
+pub struct Http {
+    pub status: u16,
+    /// The last response's header block, lowercased names.
+    pub headers: String,
+    pub body: String,
+    /// curl's own exit code (0, or e.g. 7 when the connection was refused).
+    pub curl_exit: i32,
+}
+
+impl Http {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let wanted = format!("{}:", name.to_ascii_lowercase());
+        self.headers
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&wanted))
+            .map(|l| l[wanted.len()..].trim().to_string())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `curl ARGS... URL` and returns the last response.
+pub fn curl(args: &[&str], url: &str) -> Http {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "120", "-w", "%{http_code}", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let headers = std::fs::read_to_string(&head).unwrap_or_default();
+    // With `Expect: 100-continue`, the dump holds two blocks: keep the last.
+    let last = headers
+        .split("\r\n\r\n")
+        .filter(|b| !b.trim().is_empty())
+        .last()
+        .unwrap_or("")
+        .to_string();
+    Http {
+        status: stdout(&out).trim().parse().unwrap_or(0),
+        headers: last,
+        body: std::fs::read_to_string(&body).unwrap_or_default(),
+        curl_exit: out.status.code().unwrap_or(-1),
+    }
+}
+
+/// Uploads a .deb as the raw body with a bearer token.
+pub fn upload(server_url: &str, target: &str, token: &str, deb: &Path, query: &str) -> Http {
+    let auth = format!("Authorization: Bearer {token}");
+    let url = format!(
+        "{server_url}api/v1/dists/{target}/packages{query}",
+        target = target.replacen('/', "/components/", 1)
+    );
+    curl(&["-H", &auth, "-T", deb.to_str().expect("utf-8")], &url)
+}
+
+/// Every file left under `state/uploads/` (temporary upload files).
+pub fn upload_leftovers(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root.join("state").join("uploads"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
 }

@@ -1,0 +1,634 @@
+//! Serving the published apt tree (`public/`) over HTTP: request-path checks,
+//! validators (ETag, Last-Modified), conditional requests and single byte ranges.
+//!
+//! Owns the read side of `public/` only; routing lives in [`crate::server`] and
+//! the tree is written by `repo` alone. Every refusal is a 404: apt >= 1.5
+//! fails hard on 403 or 500 for InRelease, and a 404 tells a prober nothing.
+
+use std::fs::Metadata;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use percent_encoding::percent_decode_str;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+
+/// Read size of streamed bodies, and the largest file read whole up front.
+const CHUNK: usize = 64 * 1024;
+
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The canonical `public/` directory; answers requests for the files below it.
+#[derive(Debug, Clone)]
+pub struct PublicTree {
+    root: Arc<Path>,
+}
+
+/// A regular file inside the root, opened once so that the headers (from
+/// fstat) describe the bytes sent even if a publish replaces the path meanwhile.
+struct Opened {
+    file: std::fs::File,
+    meta: Metadata,
+    /// The whole content when it was small enough to read in the opening hop.
+    whole: Option<Bytes>,
+}
+
+/// The validators of one opened file, already rendered as header values.
+struct Validators {
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+    /// The mtime truncated to whole seconds: what HTTP dates can express.
+    modified: std::time::SystemTime,
+}
+
+enum ByteRange {
+    Whole,
+    /// First and last byte, inclusive, as in Content-Range.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+impl PublicTree {
+    /// `public` must exist; it is canonicalized once.
+    pub fn new(public: &Path) -> io::Result<PublicTree> {
+        let root = std::fs::canonicalize(public)?;
+        Ok(PublicTree { root: root.into() })
+    }
+
+    /// Answers GET/HEAD for `path` (the raw, still percent-encoded URI path, starting with '/').
+    pub async fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response {
+        let with_body = match *method {
+            Method::GET => true,
+            Method::HEAD => false,
+            _ => {
+                let allow = HeaderValue::from_static("GET, HEAD");
+                return with_header(bare(StatusCode::METHOD_NOT_ALLOWED), header::ALLOW, allow);
+            }
+        };
+        let Some((candidate, content_type)) = candidate(&self.root, path) else {
+            return bare(StatusCode::NOT_FOUND);
+        };
+        // Reading a small file in the opening hop saves two more blocking hops
+        // (read, EOF); skip it when the answer may be a bodiless 304.
+        let read_whole = with_body
+            && !headers.contains_key(header::IF_NONE_MATCH)
+            && !headers.contains_key(header::IF_MODIFIED_SINCE);
+        let Some(opened) = self.open(candidate, read_whole).await else {
+            return bare(StatusCode::NOT_FOUND);
+        };
+        let validators = Validators::of(&opened.meta);
+        if not_modified(headers, &validators) {
+            return with_validators(bare(StatusCode::NOT_MODIFIED), validators);
+        }
+        // RFC 9110 §14.2: Range is for GET only.
+        let range = match with_body {
+            true => requested_range(headers, &validators, opened.meta.len()),
+            false => ByteRange::Whole,
+        };
+        file_response(opened, range, validators, content_type, with_body)
+    }
+
+    /// Canonicalizes, opens and fstats on a blocking thread, in one hop.
+    async fn open(&self, candidate: PathBuf, read_whole: bool) -> Option<Opened> {
+        let root = Arc::clone(&self.root);
+        let task = tokio::task::spawn_blocking(move || open_inside(&root, &candidate, read_whole));
+        match task.await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(err)) if err.kind() == io::ErrorKind::PermissionDenied => {
+                // The operator's problem, not the client's: say so in the log.
+                tracing::warn!(%err, "a file in public/ is not readable by the server");
+                None
+            }
+            Ok(Err(_)) => None,
+            Err(err) => {
+                tracing::error!(%err, "the file opening task failed");
+                None
+            }
+        }
+    }
+}
+
+/// Maps the raw request path to a path below `root` and the Content-Type its
+/// name calls for; `None` for what must be a 404 before touching the disk.
+///
+/// Only the request is checked for dot-segments (the canonical target of the
+/// `dists/<dist>` symlink lies under `.generations/`). Empty segments (`a//b`)
+/// collapse as in nginx; a trailing `/` names a directory and is refused.
+fn candidate(root: &Path, raw: &str) -> Option<(PathBuf, &'static str)> {
+    let rest = raw.strip_prefix('/')?;
+    if rest.is_empty() || rest.ends_with('/') {
+        return None;
+    }
+    let mut path = PathBuf::with_capacity(root.as_os_str().len() + rest.len() + 1);
+    path.push(root);
+    let mut content_type = OCTET_STREAM;
+    for encoded in rest.split('/').filter(|s| !s.is_empty()) {
+        let segment = percent_decode_str(encoded).decode_utf8().ok()?;
+        if !servable(&segment) {
+            return None;
+        }
+        content_type = content_type_of(&segment);
+        path.push(&*segment);
+    }
+    Some((path, content_type))
+}
+
+/// A decoded segment may not climb (`..`), hide (`.generations`), smuggle a
+/// separator (`%2F`, `%5C`) or end a C string early (`%00`).
+fn servable(segment: &str) -> bool {
+    !segment.starts_with('.') && !segment.contains(['/', '\\', '\0'])
+}
+
+fn content_type_of(name: &str) -> &'static str {
+    if matches!(name, "Release" | "InRelease" | "Packages") {
+        return "text/plain; charset=utf-8";
+    }
+    match name.rsplit_once('.').map(|(_, extension)| extension) {
+        Some("deb") => "application/vnd.debian.binary-package",
+        Some("gz") => "application/gzip",
+        Some("xz") => "application/x-xz",
+        Some("gpg") => "application/pgp-signature",
+        Some("asc") => "application/pgp-keys",
+        _ => OCTET_STREAM,
+    }
+}
+
+/// One canonicalize, one open, one fstat (and for a small file one read).
+/// `Ok(None)` for a target outside the root or not a regular file.
+fn open_inside(root: &Path, candidate: &Path, read_whole: bool) -> io::Result<Option<Opened>> {
+    let real = std::fs::canonicalize(candidate)?;
+    if !real.starts_with(root) {
+        tracing::debug!(target = %real.display(), "refused a symlink out of public/");
+        return Ok(None);
+    }
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer (regular
+    // files ignore it). O_NOFOLLOW: the checked path must not turn into a
+    // symlink between the canonicalize and the open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&real)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let whole = if read_whole && meta.len() <= CHUNK as u64 {
+        let mut buffer = Vec::with_capacity(meta.len() as usize);
+        (&file).take(meta.len()).read_to_end(&mut buffer)?;
+        Some(Bytes::from(buffer))
+    } else {
+        None
+    };
+    Ok(Some(Opened { file, meta, whole }))
+}
+
+/// The bytes `start..start + count` of the opened file.
+fn body(opened: Opened, start: u64, count: u64) -> io::Result<Body> {
+    if let Some(whole) = opened.whole {
+        // Clamped: the file may have shrunk between the fstat and the read.
+        let end = (start + count).min(whole.len() as u64) as usize;
+        return Ok(Body::from(whole.slice((start as usize).min(end)..end)));
+    }
+    let mut file = opened.file;
+    if start > 0 {
+        // lseek only moves the file offset, it never waits on the disk: fine
+        // on an async worker, and it saves a blocking hop.
+        file.seek(SeekFrom::Start(start))?;
+    }
+    let reader = tokio::fs::File::from_std(file).take(count);
+    let stream = ReaderStream::with_capacity(reader, CHUNK);
+    Ok(Body::from_stream(stream))
+}
+
+/// 200, 206 or 416 for an opened file whose validators did not answer 304.
+fn file_response(
+    opened: Opened,
+    range: ByteRange,
+    validators: Validators,
+    content_type: &'static str,
+    with_body: bool,
+) -> Response {
+    let len = opened.meta.len();
+    let (status, start, count) = match range {
+        ByteRange::Whole => (StatusCode::OK, 0, len),
+        ByteRange::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        ByteRange::Unsatisfiable => {
+            let range = ascii(format!("bytes */{len}"));
+            return with_header(
+                bare(StatusCode::RANGE_NOT_SATISFIABLE),
+                header::CONTENT_RANGE,
+                range,
+            );
+        }
+    };
+    let body = match with_body {
+        true => match body(opened, start, count) {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::warn!(%err, "seeking an opened file failed");
+                return bare(StatusCode::NOT_FOUND);
+            }
+        },
+        false => Body::empty(),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes {start}-{}/{len}", start + count - 1);
+        headers.insert(header::CONTENT_RANGE, ascii(range));
+    }
+    with_validators(response, validators)
+}
+
+impl Validators {
+    /// The ETag changes with the inode (a publish renames a new file in), the
+    /// size and the mtime to the nanosecond (an in-place rewrite).
+    fn of(meta: &Metadata) -> Validators {
+        let since_epoch = meta
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        let modified = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
+        let (inode, size, nanos) = (meta.ino(), meta.len(), since_epoch.as_nanos());
+        Validators {
+            etag: ascii(format!("\"{inode:x}-{size:x}-{nanos:x}\"")),
+            last_modified: ascii(httpdate::fmt_http_date(modified)),
+            modified,
+        }
+    }
+}
+
+/// RFC 9110 §13.2.2: If-None-Match decides when present (weak comparison);
+/// If-Modified-Since only otherwise.
+fn not_modified(headers: &HeaderMap, validators: &Validators) -> bool {
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        let ours = validators.etag.as_bytes();
+        return headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == ours);
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|date| httpdate::parse_http_date(date).ok())
+        .is_some_and(|since| validators.modified <= since)
+}
+
+/// The Range header, honoured only while If-Range (if any) says the client's
+/// partial copy is current: an ETag must match strongly, a date exactly.
+fn requested_range(headers: &HeaderMap, validators: &Validators, len: u64) -> ByteRange {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return ByteRange::Whole;
+    };
+    let current = match headers
+        .get(header::IF_RANGE)
+        .map(|v| v.to_str().map(str::trim))
+    {
+        None => true,
+        Some(Err(_)) => false,
+        Some(Ok(tag)) if tag.starts_with('"') || tag.starts_with("W/") => {
+            tag.as_bytes() == validators.etag.as_bytes()
+        }
+        Some(Ok(date)) => httpdate::parse_http_date(date).is_ok_and(|d| d == validators.modified),
+    };
+    match current {
+        true => ByteRange::parse(range, len).unwrap_or(ByteRange::Whole),
+        false => ByteRange::Whole,
+    }
+}
+
+impl ByteRange {
+    /// One `bytes=` range against `len` bytes. `None` (serve the whole file,
+    /// as RFC 9110 §14.2 allows) for several ranges or a malformed header.
+    fn parse(value: &str, len: u64) -> Option<ByteRange> {
+        let (unit, set) = value.split_once('=')?;
+        if !unit.trim().eq_ignore_ascii_case("bytes") || set.contains(',') {
+            return None;
+        }
+        let (first, last) = set.trim().split_once('-')?;
+        let (first, last) = (first.trim(), last.trim());
+        let range = match (first, last) {
+            ("", suffix) => match digits(suffix)? {
+                0 => ByteRange::Unsatisfiable,
+                _ if len == 0 => ByteRange::Unsatisfiable,
+                suffix => ByteRange::Part(len - suffix.min(len), len - 1),
+            },
+            (first, "") => ByteRange::from(digits(first)?, u64::MAX, len),
+            (first, last) => ByteRange::from(digits(first)?, digits(last)?, len),
+        };
+        Some(range)
+    }
+
+    /// `first-last` against `len` bytes; `last` may run past the end.
+    fn from(first: u64, last: u64, len: u64) -> ByteRange {
+        match (first, last) {
+            _ if last < first => ByteRange::Whole, // malformed: ignored
+            _ if first >= len => ByteRange::Unsatisfiable,
+            _ => ByteRange::Part(first, last.min(len - 1)),
+        }
+    }
+}
+
+/// Digits only: `str::parse` would also take a leading `+`.
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn with_validators(response: Response, validators: Validators) -> Response {
+    let response = with_header(response, header::ETAG, validators.etag);
+    with_header(response, header::LAST_MODIFIED, validators.last_modified)
+}
+
+fn with_header(mut response: Response, name: HeaderName, value: HeaderValue) -> Response {
+    response.headers_mut().insert(name, value);
+    response
+}
+
+/// Header text this module builds from digits, hex and HTTP dates, which is
+/// always valid; the fallback only keeps `unwrap` out.
+fn ascii(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn bare(status: StatusCode) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    const DEB: &str = "/pool/main/h/hello/hello_1.0_all.deb";
+    const DEB_LEN: usize = 100_000; // above CHUNK: takes the streamed path
+    const DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT"; // the .deb's mtime is 0.5 s later
+    const EARLIER: &str = "Tue, 14 Nov 2023 22:13:19 GMT";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        tree: PublicTree,
+        deb: Vec<u8>,
+        etag: String,
+    }
+
+    fn write(path: &Path, contents: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, contents).unwrap();
+    }
+
+    /// public/ with a pool .deb, a generation behind the `dists/stable`
+    /// symlink, and ways out: symlinks leaving the root, a FIFO.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("public");
+        let generation = public.join(".generations/stable/1");
+        write(
+            &generation.join("main/binary-amd64/Packages"),
+            b"Package: hello\n",
+        );
+        write(&generation.join("InRelease"), b"signed\n");
+        write(&dir.path().join("secret"), b"secret\n");
+        let deb: Vec<u8> = (0..DEB_LEN).map(|i| (i % 251) as u8).collect();
+        write(&public.join(&DEB[1..]), &deb);
+        let mtime = Duration::new(1_700_000_000, 500_000_000);
+        let file = fs::File::options().write(true).open(public.join(&DEB[1..]));
+        let file = file.unwrap();
+        file.set_modified(UNIX_EPOCH + mtime).unwrap();
+        let ino = file.metadata().unwrap().ino();
+        let etag = format!("\"{ino:x}-{DEB_LEN:x}-{:x}\"", mtime.as_nanos());
+        fs::create_dir(public.join("dists")).unwrap();
+        symlink("../.generations/stable/1", public.join("dists/stable")).unwrap();
+        symlink("../secret", public.join("leak")).unwrap();
+        symlink(dir.path(), public.join("pool/outside")).unwrap();
+        let mkfifo = std::process::Command::new("mkfifo")
+            .arg(public.join("pool/fifo"))
+            .status();
+        assert!(mkfifo.unwrap().success());
+        let tree = PublicTree::new(&public).unwrap();
+        Fixture {
+            _dir: dir,
+            tree,
+            deb,
+            etag,
+        }
+    }
+
+    async fn call(
+        fx: &Fixture,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, &str)],
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        let (parts, body) = fx.tree.respond(&method, path, &map).await.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, body)
+    }
+
+    #[tokio::test]
+    async fn get_and_head_carry_the_file_headers() {
+        let fx = fixture();
+        let (status, headers, body) = call(&fx, Method::GET, DEB, &[]).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, Bytes::from(fx.deb.clone()))
+        );
+        assert_eq!(headers[header::CONTENT_LENGTH], "100000");
+        let deb_type = "application/vnd.debian.binary-package";
+        assert_eq!(headers[header::CONTENT_TYPE], deb_type);
+        assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(headers[header::LAST_MODIFIED], DATE);
+        assert_eq!(headers[header::ETAG], fx.etag.as_str());
+        // HEAD ignores Range and sends the same headers without a body.
+        let range = [(header::RANGE, "bytes=0-1")];
+        let (status, head, body) = call(&fx, Method::HEAD, DEB, &range).await;
+        assert_eq!((status, head, body.len()), (StatusCode::OK, headers, 0));
+        let (status, headers, _) = call(&fx, Method::POST, DEB, &[]).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET, HEAD");
+    }
+
+    #[tokio::test]
+    async fn symlinked_dist_inside_root_is_served() {
+        let fx = fixture();
+        let (status, headers, body) = call(&fx, Method::GET, "/dists/stable/InRelease", &[]).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"signed\n"[..]));
+        assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        let packages = "/dists//stable/main/binary-amd64/Packages";
+        let (status, _, body) = call(&fx, Method::GET, packages, &[]).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, &b"Package: hello\n"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn validators_give_304_and_if_none_match_wins() {
+        let fx = fixture();
+        let (ims, inm) = (header::IF_MODIFIED_SINCE, header::IF_NONE_MATCH);
+        let listed = format!("\"other\", W/{}", fx.etag);
+        for (headers, expected) in [
+            (vec![(ims.clone(), DATE)], StatusCode::NOT_MODIFIED),
+            (vec![(ims.clone(), EARLIER)], StatusCode::OK),
+            (
+                vec![(inm.clone(), fx.etag.as_str())],
+                StatusCode::NOT_MODIFIED,
+            ),
+            (
+                vec![(inm.clone(), listed.as_str())],
+                StatusCode::NOT_MODIFIED,
+            ),
+            (vec![(inm.clone(), "*")], StatusCode::NOT_MODIFIED),
+            (
+                vec![(inm.clone(), "\"other\""), (ims.clone(), DATE)],
+                StatusCode::OK,
+            ),
+        ] {
+            let (status, response, body) = call(&fx, Method::GET, DEB, &headers).await;
+            assert_eq!(status, expected, "{headers:?}");
+            let len = if expected == StatusCode::OK {
+                DEB_LEN
+            } else {
+                0
+            };
+            assert_eq!(body.len(), len);
+            assert_eq!(response[header::ETAG], fx.etag.as_str());
+            assert_eq!(response[header::LAST_MODIFIED], DATE);
+        }
+    }
+
+    #[tokio::test]
+    async fn single_ranges_give_206_others_200_or_416() {
+        let fx = fixture();
+        for (range, part, content_range) in [
+            ("bytes=10-19", 10..20, "bytes 10-19/100000"),
+            ("bytes=99990-", 99_990..DEB_LEN, "bytes 99990-99999/100000"),
+            ("bytes=-5", 99_995..DEB_LEN, "bytes 99995-99999/100000"),
+            (
+                "bytes=99998-200000",
+                99_998..DEB_LEN,
+                "bytes 99998-99999/100000",
+            ),
+        ] {
+            let (status, headers, body) =
+                call(&fx, Method::GET, DEB, &[(header::RANGE, range)]).await;
+            assert_eq!(
+                (status, &body[..]),
+                (StatusCode::PARTIAL_CONTENT, &fx.deb[part.clone()])
+            );
+            assert_eq!(headers[header::CONTENT_RANGE], content_range);
+            assert_eq!(
+                headers[header::CONTENT_LENGTH],
+                part.len().to_string().as_str()
+            );
+        }
+        let small = call(
+            &fx,
+            Method::GET,
+            "/dists/stable/InRelease",
+            &[(header::RANGE, "bytes=1-3")],
+        );
+        assert_eq!(&small.await.2[..], b"ign");
+        for range in ["bytes=100000-", "bytes=-0"] {
+            let (status, headers, _) = call(&fx, Method::GET, DEB, &[(header::RANGE, range)]).await;
+            assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+            assert_eq!(headers[header::CONTENT_RANGE], "bytes */100000");
+        }
+        for range in [
+            "bytes=0-1,5-6",
+            "bytes=5-1",
+            "bytes=+1-2",
+            "items=0-1",
+            "bytes=x",
+        ] {
+            let (status, _, body) = call(&fx, Method::GET, DEB, &[(header::RANGE, range)]).await;
+            assert_eq!((status, body.len()), (StatusCode::OK, DEB_LEN), "{range}");
+        }
+    }
+
+    #[tokio::test]
+    async fn if_range_mismatch_serves_the_whole_file() {
+        let fx = fixture();
+        let weak = format!("W/{}", fx.etag);
+        for (if_range, expected_len) in [
+            (fx.etag.as_str(), 10),
+            (DATE, 10),
+            ("\"stale\"", DEB_LEN),
+            (weak.as_str(), DEB_LEN),
+            (EARLIER, DEB_LEN),
+        ] {
+            let headers = [(header::RANGE, "bytes=0-9"), (header::IF_RANGE, if_range)];
+            let (_, _, body) = call(&fx, Method::GET, DEB, &headers).await;
+            assert_eq!(body.len(), expected_len, "{if_range}");
+        }
+    }
+
+    #[tokio::test]
+    async fn escapes_hidden_paths_and_non_files_are_404() {
+        let fx = fixture();
+        for path in [
+            "/../secret",
+            "/pool/../../secret",
+            "/pool/%2e%2e/%2E%2E/secret",
+            "/pool%2F..%2F..%2Fsecret",
+            "/dists/stable%2F..%2F..%2F..%2Fsecret",
+            "/pool%5C..%5C..%5Csecret",
+            "/./pool/main/h/hello/hello_1.0_all.deb",
+            "/.generations/stable/1/InRelease",
+            "/dists/stable/InRelease%00",
+            "/dists/stable/%ff",
+            "/leak",
+            "/pool/outside/secret",
+            "/pool",
+            "/pool/main/h/hello/hello_1.0_all.deb/",
+            "/",
+            "",
+            "/missing",
+            "/pool/fifo",
+        ] {
+            let (status, _, body) = call(&fx, Method::GET, path, &[]).await;
+            assert_eq!((status, body.len()), (StatusCode::NOT_FOUND, 0), "{path}");
+        }
+    }
+
+    #[test]
+    fn content_type_follows_the_name() {
+        for (name, expected) in [
+            ("Release", "text/plain; charset=utf-8"),
+            ("Packages.gz", "application/gzip"),
+            ("Packages.xz", "application/x-xz"),
+            ("Release.gpg", "application/pgp-signature"),
+            ("archive-key.asc", "application/pgp-keys"),
+            ("0f1e2d3c4b5a", OCTET_STREAM),
+        ] {
+            assert_eq!(content_type_of(name), expected);
+        }
+    }
+}
