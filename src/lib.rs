@@ -3,7 +3,7 @@
 //! Codemap (the data flow of DESIGN.md §1, one line per module):
 //!
 //! - [`cli`] parses the command line; the only code that prints results to stdout.
-//! - [`server`] serves the `public/` tree over HTTP (the apt-facing door).
+//! - [`server`] serves the apt tree, the upload and query API over HTTP (a door).
 //! - [`config`] reads and writes `repoctl.toml`.
 //! - [`deb`] holds Debian primitives with no policy: control paragraphs, versions,
 //!   `.deb` inspection (one pass: control member + size and hashes).

@@ -114,7 +114,10 @@ impl Ingest {
                 }),
                 Err(e) => Err(format!("the publish task failed: {e}")),
             };
-            self.metrics.published(started.elapsed(), result.is_ok());
+            // A publish with nothing to do wrote nothing: not counted.
+            if result.as_ref().map_or(true, |dists| !dists.is_empty()) {
+                self.metrics.published(started.elapsed(), result.is_ok());
+            }
             last_second = self.announce(through, result, last_second);
             if stopping {
                 return;

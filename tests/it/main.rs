@@ -11,6 +11,7 @@ mod cli;
 mod compress;
 mod crash;
 mod http;
+mod http_tree;
 mod next_version;
 mod quickstart;
 mod remote;

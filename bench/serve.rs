@@ -1,0 +1,2 @@
+//! Placeholder: the serve benchmark is being written.
+fn main() {}
