@@ -64,9 +64,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         "  repoctl --root {root_shown} add --dist {dist} --component dev vrmd-whois_42_all.deb"
     );
     println!("Or over HTTP, with a token:");
-    println!(
-        "  TOKEN=$(repoctl --root {root_shown} token create $USER --upload {dist}/dev)"
-    );
+    println!("  TOKEN=$(repoctl --root {root_shown} token create $USER --upload {dist}/dev)");
     println!("  curl -fsS -H \"Authorization: Bearer $TOKEN\" -T vrmd-whois_42_all.deb '{url}api/v1/dists/{dist}/components/dev/packages?wait=published'");
     println!();
     drop(repo);

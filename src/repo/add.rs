@@ -66,6 +66,9 @@ pub struct AddOptions {
 pub struct Inspected {
     accepted: Vec<(PathBuf, PackageFile)>,
     refused: Vec<Refused>,
+    /// What the history and the report call the source, when the path read
+    /// is a door's temporary file (an HTTP upload) rather than the user's.
+    source_name: Option<String>,
 }
 
 impl Inspected {
@@ -88,7 +91,18 @@ impl Inspected {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Inspected { accepted, refused })
+        Ok(Inspected {
+            accepted,
+            refused,
+            source_name: None,
+        })
+    }
+
+    /// Names the source in the history and the report (e.g. the file name
+    /// a client uploaded) instead of the temporary path that was read.
+    pub fn with_source_name(mut self, name: &str) -> Inspected {
+        self.source_name = Some(name.to_string());
+        self
     }
 }
 
@@ -124,6 +138,7 @@ impl Repository {
         let Inspected {
             accepted,
             mut refused,
+            source_name,
         } = inspected;
         let _lock = self.lock()?;
         let now = now();
@@ -134,10 +149,11 @@ impl Repository {
         let result = catalog::write(&mut self.catalog, |tx| -> Result<(), RepoError> {
             for (path, package) in &accepted {
                 let mut savepoint_files = Vec::new();
+                let shown = source_name.as_deref().map_or(path.as_path(), Path::new);
                 match store_one(
                     tx,
                     &public,
-                    path,
+                    (path, shown),
                     package,
                     target,
                     actor,
@@ -220,7 +236,7 @@ fn dirty_architectures<'a>(all: &'a [String], added: &'a [Added]) -> Vec<&'a str
 fn store_one(
     tx: &Connection,
     public: &Path,
-    path: &Path,
+    (path, shown): (&Path, &Path),
     package: &PackageFile,
     target: &Target,
     actor: &Actor,
@@ -290,14 +306,14 @@ fn store_one(
                     "filename": pool_path,
                     "sha256": sums.sha256,
                     "size": sums.size,
-                    "source": path.display().to_string(),
+                    "source": shown.display().to_string(),
                     "outcome": outcome,
                 }),
             },
         )?;
     }
     Ok(Added {
-        path: path.to_path_buf(),
+        path: shown.to_path_buf(),
         package: package.name.clone(),
         version: package.version.to_string(),
         architecture: package.architecture.clone(),

@@ -115,7 +115,7 @@ impl From<RepoError> for ApiError {
             _ => return ApiError::internal(&e),
         };
         let hint = if status == StatusCode::INSUFFICIENT_STORAGE {
-            Some("the repository's disk is full; nothing was stored. Free space (repoctl prune, gc) and upload again".into())
+            Some("nothing was stored; free space on the repository's disk (repoctl prune, gc) and upload again".into())
         } else {
             e.hint()
         };

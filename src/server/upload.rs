@@ -169,9 +169,11 @@ async fn commit(
 ) -> Result<(crate::repo::AddReport, u64), ApiError> {
     let app = Arc::clone(app);
     let path = received.path.clone();
+    let shown = format!("upload {}", received.shown_name);
     let target = target.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let inspected = Inspected::files(std::slice::from_ref(&path), &app.config, false)?;
+        let inspected = Inspected::files(std::slice::from_ref(&path), &app.config, false)?
+            .with_source_name(&shown);
         app.ingest.commit(inspected, &target, &actor)
     })
     .await

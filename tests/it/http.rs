@@ -118,6 +118,7 @@ fn two_hundred_uploads_from_16_clients_are_all_published_in_fewer_publishes() {
     );
     assert_eq!(detail.json()["files"].as_array().unwrap().len(), 201);
     let publishes = metric(&server.url, "repoctl_publishes_total");
+    eprintln!("201 uploads, {publishes} publishes");
     assert!(
         (1.0..200.0).contains(&publishes),
         "{publishes} publishes for 201 uploads"
@@ -409,6 +410,7 @@ fn a_multipart_upload_with_wait_published_is_in_the_index_when_answered() {
     let rows = history.json();
     assert_eq!(rows[0]["door"], "http");
     assert_eq!(rows[0]["actor"], "ci");
+    assert_eq!(rows[0]["detail"]["source"], "upload vrmd-whois_42_all.deb");
 }
 
 #[test]
@@ -484,12 +486,20 @@ fn sigterm_during_16_uploads_answers_each_cleanly_and_loses_no_success() {
             let payload: String = (0..600_000)
                 .map(|_| char::from(b"0123456789abcdef"[random.gen_range(0..16)]))
                 .collect();
-            let deb = Deb { version: &version, payload: &payload, ..Deb::default() }.build(&work);
+            let deb = Deb {
+                version: &version,
+                payload: &payload,
+                ..Deb::default()
+            }
+            .build(&work);
             (version, deb)
         })
         .collect();
     let server = Server::start(&repo.root());
-    let url = format!("{}api/v1/dists/trusty/components/dev/packages?wait=published", server.url);
+    let url = format!(
+        "{}api/v1/dists/trusty/components/dev/packages?wait=published",
+        server.url
+    );
     let auth = bearer(&token);
     let answers: Vec<(String, Http)> = std::thread::scope(|scope| {
         let uploads: Vec<_> = debs
@@ -497,13 +507,23 @@ fn sigterm_during_16_uploads_answers_each_cleanly_and_loses_no_success() {
             .map(|(version, deb)| {
                 let (url, auth) = (&url, &auth);
                 scope.spawn(move || {
-                    let args = ["--limit-rate", "150k", "-H", auth, "-T", deb.to_str().unwrap()];
+                    let args = [
+                        "--limit-rate",
+                        "150k",
+                        "-H",
+                        auth,
+                        "-T",
+                        deb.to_str().unwrap(),
+                    ];
                     (version.clone(), curl(&args, url))
                 })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(700));
-        assert!(!upload_leftovers(&repo.root()).is_empty(), "no upload was running yet");
+        assert!(
+            !upload_leftovers(&repo.root()).is_empty(),
+            "no upload was running yet"
+        );
         let status = server.terminate();
         assert!(status.success(), "serve exited with {status}");
         uploads.into_iter().map(|u| u.join().unwrap()).collect()
@@ -528,7 +548,10 @@ fn sigterm_during_16_uploads_answers_each_cleanly_and_loses_no_success() {
     assert!(upload_leftovers(&repo.root()).is_empty());
     let text = index_text(&repo.public(), "trusty", "dev", "amd64");
     for version in &succeeded {
-        assert!(text.contains(&format!("\nVersion: {version}\n")), "acknowledged {version} is missing");
+        assert!(
+            text.contains(&format!("\nVersion: {version}\n")),
+            "acknowledged {version} is missing"
+        );
     }
 }
 
@@ -613,4 +636,89 @@ fn a_private_tree_needs_basic_auth_and_the_public_one_does_not() {
         inrelease(&server, &["-u", "fleet:repoctl_wrong"]).status,
         401
     );
+}
+
+/// A small tmpfs of its own, unmounted on drop (needs root, as CI has).
+struct SmallDisk {
+    _dir: tempfile::TempDir,
+    mount: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("disk");
+        std::fs::create_dir(&mount).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { _dir: dir, mount })
+    }
+
+    /// Writes a filler file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        let filler = self.mount.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_507_changes_nothing_and_recovers() {
+    let Some(disk) = SmallDisk::mount(8) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let root = disk.mount.join("repo");
+    run_ok(
+        repoctl(&root)
+            .args(["init", "--import-key"])
+            .arg(fixture("test-signing-key.asc")),
+    );
+    let token = stdout(&run_ok(repoctl(&root).args([
+        "token",
+        "create",
+        "ci",
+        "--upload",
+        "trusty/dev",
+    ])));
+    let work = tempfile::tempdir().unwrap();
+    let deb = Deb {
+        version: "3",
+        ..Deb::default()
+    }
+    .build(work.path());
+    let server = Server::start(&root);
+    let before = snapshot(&root);
+
+    let filler = disk.fill();
+    let full = upload(&server.url, "trusty/dev", token.trim(), &deb, "");
+    assert_eq!(full.status, 507, "{full:?}");
+    assert!(
+        full.json()["hint"].as_str().unwrap().contains("free space"),
+        "{full:?}"
+    );
+    assert_eq!(snapshot(&root), before);
+    assert!(upload_leftovers(&root).is_empty());
+
+    std::fs::remove_file(filler).unwrap();
+    let retried = upload(
+        &server.url,
+        "trusty/dev",
+        token.trim(),
+        &deb,
+        "?wait=published",
+    );
+    assert_eq!(retried.status, 201, "{retried:?}");
+    assert_eq!(retried.json()["published"], true);
 }

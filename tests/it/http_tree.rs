@@ -41,10 +41,16 @@ fn no_path_escapes_public_and_every_miss_is_404() {
     ] {
         let answer = curl(&["--path-as-is"], &format!("{base}{path}"));
         assert_eq!(answer.status, 404, "{path}: {answer:?}");
-        assert!(!answer.body.contains("outside public") && !answer.body.contains("root:"), "{path}");
+        assert!(
+            !answer.body.contains("outside public") && !answer.body.contains("root:"),
+            "{path}"
+        );
     }
     // The same files by their honest names are served.
-    assert_eq!(curl(&[], &format!("{base}/dists/trusty/Release")).status, 200);
+    assert_eq!(
+        curl(&[], &format!("{base}/dists/trusty/Release")).status,
+        200
+    );
     assert_eq!(curl(&[], &format!("{base}/key.asc")).status, 200);
 }
 
@@ -54,7 +60,10 @@ fn files_carry_validators_and_answer_304_head_and_ranges() {
     let url = format!("{}dists/trusty/dev/binary-amd64/Packages.gz", server.url);
     let full = curl(&[], &url);
     assert_eq!(full.status, 200);
-    assert_eq!(full.header("content-type").as_deref(), Some("application/gzip"));
+    assert_eq!(
+        full.header("content-type").as_deref(),
+        Some("application/gzip")
+    );
     let etag = full.header("etag").expect("an ETag");
     let modified = full.header("last-modified").expect("a Last-Modified");
     let length: usize = full.header("content-length").unwrap().parse().unwrap();
@@ -72,14 +81,23 @@ fn files_carry_validators_and_answer_304_head_and_ranges() {
 
     let range = curl(&["-r", "2-5"], &url);
     assert_eq!(range.status, 206);
-    assert_eq!(range.header("content-range"), Some(format!("bytes 2-5/{length}")));
+    assert_eq!(
+        range.header("content-range"),
+        Some(format!("bytes 2-5/{length}"))
+    );
     let beyond = curl(&["-r", &format!("{}-", length + 10)], &url);
     assert_eq!(beyond.status, 416);
 
     let release = curl(&[], &format!("{}dists/trusty/InRelease", server.url));
-    assert!(release.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(release
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
     let key = curl(&[], &format!("{}key.asc", server.url));
-    assert_eq!(key.header("content-type").as_deref(), Some("application/pgp-keys"));
+    assert_eq!(
+        key.header("content-type").as_deref(),
+        Some("application/pgp-keys")
+    );
 }
 
 #[test]
@@ -92,10 +110,22 @@ fn a_newer_index_is_never_hidden_by_if_modified_since() {
     let debs = repo.whois_versions(&["1", "2"]);
     let server = Server::start(&repo.root());
     let url = format!("{}dists/trusty/InRelease", server.url);
-    let first = upload(&server.url, "trusty/dev", &token, &debs[0], "?wait=published");
+    let first = upload(
+        &server.url,
+        "trusty/dev",
+        &token,
+        &debs[0],
+        "?wait=published",
+    );
     assert_eq!(first.status, 201);
     let before = curl(&[], &url);
-    let second = upload(&server.url, "trusty/dev", &token, &debs[1], "?wait=published");
+    let second = upload(
+        &server.url,
+        "trusty/dev",
+        &token,
+        &debs[1],
+        "?wait=published",
+    );
     assert_eq!(second.status, 201);
     let modified = before.header("last-modified").unwrap();
     let after = curl(&["-H", &format!("If-Modified-Since: {modified}")], &url);
@@ -119,7 +149,13 @@ fn reserved_paths_are_not_files_and_healthz_answers() {
     std::fs::write(repo.public().join("metrics"), "a file").unwrap();
     assert_eq!(curl(&[], &format!("{}healthz", server.url)).body, "ok\n");
     let metrics = curl(&[], &format!("{}metrics", server.url));
-    assert!(metrics.body.contains("# TYPE repoctl_uploads_total counter"), "{}", metrics.body);
+    assert!(
+        metrics
+            .body
+            .contains("# TYPE repoctl_uploads_total counter"),
+        "{}",
+        metrics.body
+    );
     assert!(metrics.body.contains("repoctl_index_bytes{dist=\"trusty\",component=\"dev\",architecture=\"amd64\",file=\"Packages.gz\"}"));
     let api = curl(&[], &format!("{}api/v1/whatever", server.url));
     assert_eq!(api.status, 404);
