@@ -23,6 +23,28 @@ pub struct Config {
     pub versions: VersionsSection,
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub incoming: IncomingSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncomingSection {
+    /// How often incoming/ is scanned whatever inotify says (restarts,
+    /// overflows and network filesystems miss events), in milliseconds.
+    pub rescan_ms: u64,
+    /// How long a file must stay unchanged before it is refused as broken,
+    /// or taken while a writer still holds it open, in milliseconds.
+    pub settle_ms: u64,
+}
+
+impl Default for IncomingSection {
+    fn default() -> Self {
+        IncomingSection {
+            rescan_ms: 5000,
+            settle_ms: 5000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +181,7 @@ impl Config {
             },
             versions: VersionsSection::default(),
             server: ServerSection::default(),
+            incoming: IncomingSection::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //!
 //! - [`cli`] parses the command line; the only code that prints results to stdout.
 //! - [`server`] serves the apt tree, the upload and query API over HTTP (a door).
+//! - [`incoming`] takes files dropped into `incoming/` by scp or sftp (a door).
 //! - [`config`] reads and writes `repoctl.toml`.
 //! - [`deb`] holds Debian primitives with no policy: control paragraphs, versions,
 //!   `.deb` inspection (one pass: control member + size and hashes).
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod config;
 pub mod deb;
+pub mod incoming;
 pub mod remote;
 pub mod repo;
 pub mod server;

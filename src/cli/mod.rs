@@ -12,6 +12,7 @@ mod quickstart;
 mod reindex;
 mod serve;
 mod token;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ pub enum Command {
     Quickstart(quickstart::QuickstartArgs),
     Reindex(reindex::ReindexArgs),
     Token(token::TokenArgs),
+    Watch(watch::WatchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -74,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quickstart(args) => quickstart::run(args),
         Command::Reindex(args) => reindex::run(&root, args),
         Command::Token(args) => token::run(&root, args),
+        Command::Watch(args) => watch::run(&root, args),
     }
 }
 

@@ -217,6 +217,9 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
         root.join("public").display()
     );
 
+    // The scp/sftp door runs beside the HTTP one, on its own thread.
+    let stop_incoming = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let incoming = crate::incoming::spawn(&root, Arc::clone(&stop_incoming))?;
     let (stop, stopped) = watch::channel(false);
     let publisher = tokio::spawn(Arc::clone(&app.ingest).run_publisher(stopped));
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
@@ -234,9 +237,12 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
             tracing::warn!(?grace, "requests still running after the grace period are cut off");
         }
     }
-    // Publish what was committed meanwhile, then stop.
+    // Publish what was committed meanwhile, then stop; the watcher ends
+    // the pass it is in.
     let _ = stop.send(true);
     let _ = publisher.await;
+    stop_incoming.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = tokio::task::spawn_blocking(move || incoming.join()).await;
     Ok(())
 }
 
@@ -248,7 +254,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

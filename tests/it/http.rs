@@ -79,7 +79,7 @@ fn two_hundred_uploads_from_16_clients_are_all_published_in_fewer_publishes() {
                         let Some((version, _, deb)) = debs.get(i) else {
                             return failures;
                         };
-                        let dist = if i % 2 == 0 {
+                        let dist = if i.is_multiple_of(2) {
                             "trusty/dev"
                         } else {
                             "precise/dev"

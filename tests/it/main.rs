@@ -12,6 +12,7 @@ mod compress;
 mod crash;
 mod http;
 mod http_tree;
+mod incoming;
 mod next_version;
 mod quickstart;
 mod remote;
