@@ -47,6 +47,9 @@ pub struct Watcher {
     /// Set until the first pass has published: a watcher killed between
     /// its commit and its publish left acknowledged files unpublished.
     publish_pending: bool,
+    /// repoctl.toml's mtime when it was read: a new dist or component
+    /// (and its incoming/ directory) is taken without a restart.
+    config_time: Option<SystemTime>,
 }
 
 /// What one pass did (the tests and the log read it).
@@ -81,6 +84,7 @@ impl Watcher {
             config,
             waiting: 0,
             publish_pending: true,
+            config_time: config_time(root),
         })
     }
 
@@ -144,6 +148,7 @@ impl Watcher {
     /// One pass: finish what a crash left staged, then look at every file
     /// of the drop zone and take the ready ones.
     pub fn pass(&mut self) -> Result<Pass, RepoError> {
+        self.reload_if_changed()?;
         let mut pass = Pass::default();
         let mut staged = files::staged(&self.root.join(STAGING_DIR))?;
         let candidates = files::candidates(&self.incoming(), REJECTED_DIR)?;
@@ -186,6 +191,17 @@ impl Watcher {
         }
         self.waiting = pass.waiting;
         Ok(pass)
+    }
+
+    fn reload_if_changed(&mut self) -> Result<(), RepoError> {
+        let now = config_time(&self.root);
+        if now != self.config_time {
+            self.repo = Repository::open(&self.root)?;
+            self.config = self.repo.config().clone();
+            self.config_time = now;
+            tracing::info!("incoming: repoctl.toml changed, reloaded");
+        }
+        Ok(())
     }
 
     /// Decides what to do with a file now. "Settled" is read from the
@@ -308,4 +324,10 @@ fn is_about_the_file(e: &RepoError) -> bool {
             | RepoError::VersionAlias { .. }
             | RepoError::UnknownTarget { .. }
     )
+}
+
+fn config_time(root: &Path) -> Option<SystemTime> {
+    std::fs::metadata(root.join(crate::config::FILE_NAME))
+        .and_then(|m| m.modified())
+        .ok()
 }

@@ -464,3 +464,27 @@ fn a_symlink_to_etc_passwd_is_refused_and_its_target_untouched() {
         .file_type()
         .is_file());
 }
+
+#[test]
+fn a_target_added_while_the_watcher_runs_is_watched_too() {
+    let repo = quick_repo();
+    let deb = &repo.whois_versions(&["9"])[0];
+    let _watch = Watch::start(&repo.root());
+    std::thread::sleep(Duration::from_millis(500));
+    // An operator adds the component `qa`, then its incoming directory.
+    repo.edit_config("    \"dev\",\n]", "    \"dev\",\n    \"qa\",\n]");
+    let qa = repo.root().join("incoming").join("trusty").join("qa");
+    std::fs::create_dir_all(&qa).unwrap();
+    std::fs::copy(deb, qa.join("vrmd-whois_9_all.deb")).unwrap();
+    eventually("published in trusty/qa", || {
+        repo.public()
+            .join("dists/trusty/qa/binary-amd64/Packages.xz")
+            .exists()
+            && index_text(&repo.public(), "trusty", "qa", "amd64").contains("\nVersion: 9\n")
+    });
+    assert!(
+        files_in(&rejected(&repo)).is_empty(),
+        "{:?}",
+        files_in(&rejected(&repo))
+    );
+}
