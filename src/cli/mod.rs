@@ -12,6 +12,7 @@ mod quickstart;
 mod reindex;
 mod serve;
 mod token;
+mod verify;
 mod watch;
 
 use std::path::PathBuf;
@@ -62,6 +63,7 @@ pub enum Command {
     Reindex(reindex::ReindexArgs),
     Token(token::TokenArgs),
     Watch(watch::WatchArgs),
+    Verify(verify::VerifyArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -77,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reindex(args) => reindex::run(&root, args),
         Command::Token(args) => token::run(&root, args),
         Command::Watch(args) => watch::run(&root, args),
+        Command::Verify(args) => verify::run(&root, args),
     }
 }
 

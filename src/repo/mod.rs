@@ -18,6 +18,7 @@ pub mod publish;
 mod reindex;
 pub mod release;
 pub mod tokens;
+pub mod verify;
 mod workers;
 
 use std::fs;

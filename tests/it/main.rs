@@ -19,4 +19,5 @@ mod remote;
 mod scanpackages;
 mod signatures;
 mod signing;
+mod verify;
 mod version_dpkg;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use rusqlite::Error as SqlError;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS package_files (
@@ -27,7 +27,10 @@ CREATE TABLE IF NOT EXISTS package_files (
     sha1          TEXT NOT NULL,
     sha256        TEXT NOT NULL,
     stanza        TEXT NOT NULL,          -- the Packages paragraph, without the blank line
-    added_at      INTEGER NOT NULL
+    added_at      INTEGER NOT NULL,
+    unlisted_at   INTEGER,                -- since when in no index and not withdrawn (GC's clock)
+    collected_at  INTEGER                 -- pool file deleted by gc; the row stays so the
+                                          -- name and version are never handed out again
 );
 CREATE INDEX IF NOT EXISTS package_files_by_name ON package_files (name);
 
@@ -40,6 +43,16 @@ CREATE TABLE IF NOT EXISTS memberships (
 ) WITHOUT ROWID;
 -- Where a file is published (next-version, reindex) without a scan.
 CREATE INDEX IF NOT EXISTS memberships_by_file ON memberships (file_id);
+
+-- Files taken out of an index by a rollback (schema version 5): kept in the
+-- pool, never collected, until restored or removed.
+CREATE TABLE IF NOT EXISTS withdrawn (
+    dist          TEXT NOT NULL,
+    component     TEXT NOT NULL,
+    file_id       INTEGER NOT NULL REFERENCES package_files (id),
+    withdrawn_at  INTEGER NOT NULL,
+    PRIMARY KEY (dist, component, file_id)
+) WITHOUT ROWID;
 
 -- Indices whose package set changed since their last publish.
 CREATE TABLE IF NOT EXISTS dirty_indices (
@@ -97,9 +110,30 @@ pub fn open(path: &Path) -> Result<Connection, SqlError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < SCHEMA_VERSION {
         conn.execute_batch(SCHEMA)?;
+        // Columns added after a table was first created (schema version 5).
+        for column in ["unlisted_at", "collected_at"] {
+            add_column_if_missing(&conn, "package_files", column, "INTEGER")?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     Ok(conn)
+}
+
+fn add_column_if_missing(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    kind: &str,
+) -> Result<(), SqlError> {
+    let exists: bool = conn.query_row(
+        &format!("SELECT count(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+        [column],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+    }
+    Ok(())
 }
 
 /// Runs `f` in one immediate (write-locking) transaction, committed on `Ok`.

@@ -1,0 +1,1 @@
+//! `verify`: checks the pool, the served tree and the catalog against each other.

@@ -1,0 +1,1 @@
+//! repoctl verify: every kind of damage found by name, and --repair.
