@@ -4,6 +4,7 @@
 //! know about the catalog or the served tree; `repo` enforces the rules that
 //! involve them (for example that Origin never changes once published).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,29 @@ pub struct Config {
     pub server: ServerSection,
     #[serde(default)]
     pub incoming: IncomingSection,
+    #[serde(default)]
+    pub gc: GcSection,
+    /// Versions kept per component (`dev = 5`): a prune after every change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retention: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcSection {
+    /// A pool file in no index is deleted only after this many hours.
+    pub grace_hours: u32,
+    /// How often `repoctl serve` runs gc, in minutes (0: never).
+    pub interval_minutes: u32,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection {
+            grace_hours: 24,
+            interval_minutes: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +206,8 @@ impl Config {
             versions: VersionsSection::default(),
             server: ServerSection::default(),
             incoming: IncomingSection::default(),
+            gc: GcSection::default(),
+            retention: BTreeMap::new(),
         }
     }
 
@@ -271,6 +297,20 @@ impl Config {
                     self.server.listen
                 ),
             ));
+        }
+        for (component, keep) in &self.retention {
+            if !r.components.contains(component) {
+                return Err(invalid(
+                    "retention",
+                    format!("names {component:?}, which is not one of the components"),
+                ));
+            }
+            if *keep == 0 {
+                return Err(invalid(
+                    &format!("retention.{component}"),
+                    "must keep at least 1 version".into(),
+                ));
+            }
         }
         if self.server.max_upload_bytes == 0 {
             return Err(invalid(

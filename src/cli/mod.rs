@@ -4,12 +4,19 @@
 //! Exit codes: 0 done, 1 refused or a problem found, 2 usage (clap).
 
 mod add;
+mod copy;
+mod gc;
+mod history;
 mod init;
+mod lifecycle;
 mod list;
 mod next_version;
+mod prune;
 mod publish;
 mod quickstart;
 mod reindex;
+mod remove;
+mod rollback;
 mod serve;
 mod token;
 mod verify;
@@ -64,6 +71,15 @@ pub enum Command {
     Token(token::TokenArgs),
     Watch(watch::WatchArgs),
     Verify(verify::VerifyArgs),
+    Copy(copy::CopyArgs),
+    /// Like copy, then take the version out of the source.
+    Move(copy::CopyArgs),
+    Remove(remove::RemoveArgs),
+    Prune(prune::PruneArgs),
+    Rollback(rollback::RollbackArgs),
+    Restore(rollback::RestoreArgs),
+    Gc(gc::GcArgs),
+    History(history::HistoryArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -80,6 +96,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::run(&root, args),
         Command::Watch(args) => watch::run(&root, args),
         Command::Verify(args) => verify::run(&root, args),
+        Command::Copy(args) => copy::run(&root, args, false),
+        Command::Move(args) => copy::run(&root, args, true),
+        Command::Remove(args) => remove::run(&root, args),
+        Command::Prune(args) => prune::run(&root, args),
+        Command::Rollback(args) => rollback::rollback(&root, args),
+        Command::Restore(args) => rollback::restore(&root, args),
+        Command::Gc(args) => gc::run(&root, args),
+        Command::History(args) => history::run(&root, args),
     }
 }
 

@@ -268,6 +268,14 @@ fn store_one(
                 new: package.version.to_string(),
             })
         }
+        Some(stored) if stored.collected => {
+            // Collected by gc: the same bytes may come back under the name.
+            let dest = public.join(&stored.pool_path);
+            store_in_pool(path, &dest)?;
+            created.push(dest);
+            catalog::uncollect(tx, stored.id)?;
+            (stored.id, stored.pool_path, AddOutcome::Added)
+        }
         Some(stored) => (stored.id, stored.pool_path, AddOutcome::Linked),
         None => {
             let pool_path =

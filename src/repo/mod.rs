@@ -10,7 +10,9 @@ mod add;
 pub mod catalog;
 pub mod compress;
 pub mod durable;
+pub mod gc;
 pub mod index;
+pub mod lifecycle;
 pub mod lock;
 pub mod next_version;
 pub mod package;
@@ -83,6 +85,8 @@ pub enum RepoError {
     NextVersion(#[from] next_version::NextVersionError),
     #[error(transparent)]
     Token(#[from] tokens::TokenError),
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::LifecycleError),
     #[error("the catalog failed")]
     Catalog(#[from] rusqlite::Error),
     #[error("{action} {path}")]
@@ -130,6 +134,7 @@ impl RepoError {
             RepoError::Signing(e) => e.hint(),
             RepoError::NextVersion(e) => e.hint(),
             RepoError::Token(e) => e.hint(),
+            RepoError::Lifecycle(e) => e.hint(),
             RepoError::AlreadyInitialized { .. } => Some(
                 "use that repository as it is (repoctl --root DIR ...), or init another directory".into(),
             ),
@@ -258,6 +263,7 @@ impl Repository {
     }
 
     fn publish_locked(&mut self, force: bool) -> Result<Vec<DistPublished>, RepoError> {
+        self.apply_retention_locked()?;
         let signer = self.signer()?;
         let state = self.root.join("state");
         // After a key rotation (keys added to repoctl.toml), clients must be
@@ -326,13 +332,15 @@ impl Repository {
         Ok(rows)
     }
 
-    /// The newest `limit` changes (of one package, if given), newest first.
+    /// The newest `limit` changes (of one package, at or after `since`, if
+    /// given), newest first.
     pub fn history(
         &self,
         package: Option<&str>,
+        since: Option<i64>,
         limit: u32,
     ) -> Result<Vec<catalog::HistoryRow>, RepoError> {
-        Ok(catalog::history(&self.catalog, package, limit)?)
+        Ok(catalog::history(&self.catalog, package, since, limit)?)
     }
 
     /// The next plain-integer version of `package` (DESIGN.md §5); with

@@ -110,10 +110,13 @@ pub async fn package(
 #[derive(Deserialize)]
 pub struct HistoryQuery {
     package: Option<String>,
+    /// Unix seconds.
+    since: Option<i64>,
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/history?package=NAME&limit=N` (newest first, default 100).
+/// `GET /api/v1/history?package=NAME&since=UNIX&limit=N` (newest first,
+/// default 100).
 pub async fn history(
     State(app): State<Arc<App>>,
     Query(query): Query<HistoryQuery>,
@@ -122,7 +125,7 @@ pub async fn history(
     app.authenticate(&headers).await?;
     let limit = query.limit.unwrap_or(100).min(10_000);
     let rows = app
-        .read(move |repo| repo.history(query.package.as_deref(), limit))
+        .read(move |repo| repo.history(query.package.as_deref(), query.since, limit))
         .await?;
     Ok(Json(rows))
 }

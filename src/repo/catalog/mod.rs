@@ -10,6 +10,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+pub mod lifecycle;
+
 pub use rusqlite::Error as SqlError;
 
 const SCHEMA_VERSION: i64 = 5;
@@ -155,11 +157,14 @@ pub struct StoredFile {
     pub pool_path: String,
     pub size: u64,
     pub sha256: String,
+    /// The pool file was deleted by gc (the row stays).
+    pub collected: bool,
 }
 
 pub fn file_by_name(conn: &Connection, file_name: &str) -> Result<Option<StoredFile>, SqlError> {
     conn.query_row(
-        "SELECT id, version, pool_path, size, sha256 FROM package_files WHERE file_name = ?1",
+        "SELECT id, version, pool_path, size, sha256, collected_at IS NOT NULL
+           FROM package_files WHERE file_name = ?1",
         [file_name],
         |r| {
             Ok(StoredFile {
@@ -168,6 +173,7 @@ pub fn file_by_name(conn: &Connection, file_name: &str) -> Result<Option<StoredF
                 pool_path: r.get(2)?,
                 size: r.get(3)?,
                 sha256: r.get(4)?,
+                collected: r.get(5)?,
             })
         },
     )
@@ -202,6 +208,15 @@ pub fn insert_file(conn: &Connection, f: &NewFile<'_>) -> Result<i64, SqlError> 
 }
 
 /// Adds the file to dist/component; false when it was already there.
+/// The pool file of a collected row is back.
+pub fn uncollect(conn: &Connection, file_id: i64) -> Result<(), SqlError> {
+    conn.execute(
+        "UPDATE package_files SET collected_at = NULL WHERE id = ?1",
+        [file_id],
+    )?;
+    Ok(())
+}
+
 pub fn add_membership(
     conn: &Connection,
     dist: &str,
@@ -213,6 +228,17 @@ pub fn add_membership(
         "INSERT OR IGNORE INTO memberships (dist, component, file_id, added_at) VALUES (?1, ?2, ?3, ?4)",
         params![dist, component, file_id, at],
     )?;
+    if changed == 1 {
+        // Listed again: off the gc clock, and no longer withdrawn here.
+        conn.execute(
+            "UPDATE package_files SET unlisted_at = NULL WHERE id = ?1",
+            [file_id],
+        )?;
+        conn.execute(
+            "DELETE FROM withdrawn WHERE dist = ?1 AND component = ?2 AND file_id = ?3",
+            params![dist, component, file_id],
+        )?;
+    }
     Ok(changed == 1)
 }
 
@@ -367,17 +393,20 @@ pub struct HistoryRow {
     pub detail: serde_json::Value,
 }
 
-/// The newest `limit` history rows (of one package, if given), newest first.
+/// The newest `limit` history rows (of one package, at or after `since`,
+/// if given), newest first.
 pub fn history(
     conn: &Connection,
     package: Option<&str>,
+    since: Option<i64>,
     limit: u32,
 ) -> Result<Vec<HistoryRow>, SqlError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, door, actor, action, package, version, architecture, dist, component, detail
-           FROM history WHERE (?1 IS NULL OR package = ?1) ORDER BY id DESC LIMIT ?2",
+           FROM history WHERE (?1 IS NULL OR package = ?1) AND (?2 IS NULL OR at >= ?2)
+          ORDER BY id DESC LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![package, limit], |r| {
+    let rows = stmt.query_map(params![package, since, limit], |r| {
         let detail: String = r.get(10)?;
         Ok(HistoryRow {
             id: r.get(0)?,

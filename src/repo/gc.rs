@@ -1,0 +1,179 @@
+//! Garbage collection of the pool.
+//!
+//! A pool file is deleted only when it is in no index, withdrawn nowhere
+//! (a rollback keeps its files for `restore`), has been so for the grace
+//! period, and no index of a kept generation (by-hash, the last three
+//! publishes) names it: a client holding an older InRelease may still
+//! download it. The catalog row stays (`collected_at`), so the name and
+//! version are never handed out again. Leftover `.repoctl-tmp-*` files of
+//! killed adds (never acknowledged) go too. Nothing to do writes nothing.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::catalog::lifecycle::{self as sql, Unlisted};
+use super::catalog::{self, Event};
+use super::{durable, now, Actor, RepoError, Repository};
+
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Deleted from the pool (or, with --dry-run, would be).
+    pub collected: Vec<Unlisted>,
+    /// In no index, but still inside the grace period.
+    pub waiting: Vec<Unlisted>,
+    /// Past the grace period, but an index of a kept generation names them.
+    pub still_served: Vec<Unlisted>,
+    /// Temporary files of interrupted adds removed from the pool.
+    pub temporary_files: Vec<String>,
+}
+
+impl Repository {
+    pub fn gc(&mut self, actor: &Actor, dry_run: bool) -> Result<GcReport, RepoError> {
+        let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let now = now();
+        let grace = i64::from(self.config.gc.grace_hours) * 3600;
+        let public = self.public_dir();
+        let served = names_in_kept_indices(&public)?;
+        let mut report = GcReport {
+            dry_run,
+            ..GcReport::default()
+        };
+        for file in sql::unlisted(&self.catalog)? {
+            if file.unlisted_at > now - grace {
+                report.waiting.push(file);
+            } else if served.contains(&file.filename) {
+                report.still_served.push(file);
+            } else {
+                report.collected.push(file);
+            }
+        }
+        report.temporary_files = leftover_temporary_files(&public, now - grace.min(3600));
+        if dry_run || (report.collected.is_empty() && report.temporary_files.is_empty()) {
+            return Ok(report);
+        }
+        // Catalog first: a crash after it leaves a pool file nothing names,
+        // which verify reports and the next gc cannot double-count.
+        catalog::write(&mut self.catalog, |tx| -> Result<(), RepoError> {
+            for file in &report.collected {
+                sql::mark_collected(tx, file.file_id, now)?;
+                catalog::record(tx, &gc_event(actor, now, file))?;
+            }
+            Ok(())
+        })?;
+        for file in &report.collected {
+            remove(&public.join(&file.filename))?;
+        }
+        for name in &report.temporary_files {
+            remove(&public.join(name))?;
+        }
+        Ok(report)
+    }
+}
+
+fn gc_event<'a>(actor: &'a Actor, now: i64, file: &'a Unlisted) -> Event<'a> {
+    Event {
+        at: now,
+        door: actor.door.as_str(),
+        actor: &actor.name,
+        action: "gc",
+        package: Some(&file.package),
+        version: Some(&file.version),
+        architecture: Some(&file.architecture),
+        dist: None,
+        component: None,
+        detail: serde_json::json!({ "filename": file.filename, "unlisted_at": file.unlisted_at }),
+    }
+}
+
+fn remove(path: &Path) -> Result<(), RepoError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RepoError::Io {
+            action: "cannot delete",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Every `Filename:` of every index kept on disk: the served generations
+/// and the by-hash objects of the ones before (read from their gzip form;
+/// the other forms hold the same text).
+fn names_in_kept_indices(public: &Path) -> Result<HashSet<String>, RepoError> {
+    let mut names = HashSet::new();
+    let mut seen_inodes = HashSet::new();
+    let generations = public.join(".generations");
+    for entry in walkdir::WalkDir::new(&generations)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let inode =
+            std::os::unix::fs::MetadataExt::ino(&entry.metadata().map_err(|e| io(path, e.into()))?);
+        if !seen_inodes.insert(inode) {
+            continue;
+        }
+        let mut head = [0u8; 2];
+        let mut file = fs::File::open(path).map_err(|e| io(path, e))?;
+        if file.read_exact(&mut head).is_err() || head != [0x1f, 0x8b] {
+            continue;
+        }
+        let mut text = String::new();
+        let gzip =
+            flate2::read::MultiGzDecoder::new(fs::File::open(path).map_err(|e| io(path, e))?);
+        std::io::BufReader::new(gzip)
+            .read_to_string(&mut text)
+            .map_err(|e| io(path, e))?;
+        names.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("Filename: "))
+                .map(str::to_string),
+        );
+    }
+    Ok(names)
+}
+
+fn io(path: &Path, source: std::io::Error) -> RepoError {
+    RepoError::Io {
+        action: "cannot read",
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `.repoctl-tmp-*` files under pool/ older than `before` (Unix seconds),
+/// relative to public/.
+fn leftover_temporary_files(public: &Path, before: i64) -> Vec<String> {
+    walkdir::WalkDir::new(public.join("pool"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(durable::TEMP_PREFIX))
+        })
+        .filter(|e| {
+            e.metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .is_some_and(|age| (age.as_secs() as i64) < before)
+        })
+        .filter_map(|e| {
+            e.path()
+                .strip_prefix(public)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .collect()
+}
