@@ -119,6 +119,8 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<crate::remote::RemoteError>() {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::repo::lifecycle::LifecycleError>() {
+            e.hint()
         } else {
             cause.downcast_ref::<Problem>().map(|p| p.hint.clone())
         }

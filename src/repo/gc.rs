@@ -2,7 +2,7 @@
 //!
 //! A pool file is deleted only when it is in no index, withdrawn nowhere
 //! (a rollback keeps its files for `restore`), has been so for the grace
-//! period, and no index of a kept generation (by-hash, the last three
+//! period, and no served index (by-hash keeps those of the last three
 //! publishes) names it: a client holding an older InRelease may still
 //! download it. The catalog row stays (`collected_at`), so the name and
 //! version are never handed out again. Leftover `.repoctl-tmp-*` files of
@@ -102,17 +102,17 @@ fn remove(path: &Path) -> Result<(), RepoError> {
     }
 }
 
-/// Every `Filename:` of every index kept on disk: the served generations
-/// and the by-hash objects of the ones before (read from their gzip form;
-/// the other forms hold the same text).
+/// Every `Filename:` of every index a client can still fetch: each served
+/// dist's indices and its by-hash objects, which cover the last three
+/// publishes (read from their gzip form; the other forms hold the same text).
 fn names_in_kept_indices(public: &Path) -> Result<HashSet<String>, RepoError> {
     let mut names = HashSet::new();
     let mut seen_inodes = HashSet::new();
-    let generations = public.join(".generations");
-    for entry in walkdir::WalkDir::new(&generations)
+    let served = walkdir::WalkDir::new(public.join("dists"))
+        .follow_links(true)
         .into_iter()
-        .filter_map(Result::ok)
-    {
+        .filter_map(Result::ok);
+    for entry in served {
         if !entry.file_type().is_file() {
             continue;
         }

@@ -50,6 +50,8 @@ pub enum Door {
     Cli,
     Http,
     Incoming,
+    /// Jobs the server runs on its own (periodic gc).
+    Schedule,
 }
 
 impl Door {
@@ -58,6 +60,7 @@ impl Door {
             Door::Cli => "cli",
             Door::Http => "http",
             Door::Incoming => "incoming",
+            Door::Schedule => "schedule",
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::deb::inspect::DebError;
+use crate::repo::lifecycle::LifecycleError;
 use crate::repo::next_version::NextVersionError;
 use crate::repo::publish::PublishError;
 use crate::repo::tokens::TokenError;
@@ -75,6 +76,11 @@ impl ApiError {
         )
     }
 
+    pub fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = status;
+        self
+    }
+
     /// Rewrites every mention of a server-side temporary path, so the
     /// client sees the name it uploaded.
     pub fn without_path(mut self, path: &str, shown: &str) -> ApiError {
@@ -96,6 +102,13 @@ impl From<RepoError> for ApiError {
                 (StatusCode::CONFLICT, "conflict")
             }
             RepoError::UnknownTarget { .. } => (StatusCode::NOT_FOUND, "unknown-target"),
+            RepoError::Lifecycle(LifecycleError::BadSpec { .. }) => {
+                (StatusCode::BAD_REQUEST, "bad-request")
+            }
+            RepoError::Lifecycle(LifecycleError::NotPublished { .. }) => {
+                (StatusCode::NOT_FOUND, "not-published")
+            }
+            RepoError::Lifecycle(_) => (StatusCode::CONFLICT, "conflict"),
             RepoError::NextVersion(NextVersionError::NotInteger { .. })
             | RepoError::NextVersion(NextVersionError::Invalid { .. }) => {
                 (StatusCode::CONFLICT, "not-integer")

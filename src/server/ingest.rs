@@ -78,6 +78,12 @@ impl Ingest {
         Ok((report, sequence))
     }
 
+    /// Runs an operator action on the writer (blocking: call it off the
+    /// async threads). It publishes itself, through the same core.
+    pub fn with_repo<T>(&self, action: impl FnOnce(&mut Repository) -> T) -> T {
+        action(&mut self.lock())
+    }
+
     pub fn is_published(&self, sequence: u64) -> bool {
         self.published.borrow().through >= sequence
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod ingest;
 pub mod metrics;
+pub mod operations;
 pub mod upload;
 
 use std::net::SocketAddr;
@@ -159,6 +160,10 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::post(api::reserve),
         )
         .route("/history", get(api::history))
+        .route(
+            "/operations/{action}",
+            axum::routing::post(operations::operate),
+        )
         .fallback(api::unknown)
         // Uploads count their own bytes against [server] max_upload_bytes.
         .layer(DefaultBodyLimit::disable());

@@ -13,6 +13,7 @@ mod crash;
 mod http;
 mod http_tree;
 mod incoming;
+mod lifecycle;
 mod next_version;
 mod quickstart;
 mod remote;
