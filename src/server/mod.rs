@@ -226,7 +226,8 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     let stop_incoming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let incoming = crate::incoming::spawn(&root, Arc::clone(&stop_incoming))?;
     let (stop, stopped) = watch::channel(false);
-    let publisher = tokio::spawn(Arc::clone(&app.ingest).run_publisher(stopped));
+    let publisher = tokio::spawn(Arc::clone(&app.ingest).run_publisher(stopped.clone()));
+    let collector = tokio::spawn(collect_garbage(Arc::clone(&app), stopped));
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
     let signalled = Arc::new(tokio::sync::Notify::new());
     let on_signal = Arc::clone(&signalled);
@@ -246,9 +247,38 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     // the pass it is in.
     let _ = stop.send(true);
     let _ = publisher.await;
+    let _ = collector.await;
     stop_incoming.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = tokio::task::spawn_blocking(move || incoming.join()).await;
     Ok(())
+}
+
+/// Runs gc every `[gc] interval_minutes` until `stop` turns true.
+async fn collect_garbage(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let minutes = app.config.gc.interval_minutes;
+    if minutes == 0 {
+        return;
+    }
+    let every = Duration::from_secs(u64::from(minutes) * 60);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let ingest = Arc::clone(&app.ingest);
+        let actor = crate::repo::Actor {
+            door: crate::repo::Door::Schedule,
+            name: "gc".into(),
+        };
+        match tokio::task::spawn_blocking(move || ingest.with_repo(|repo| repo.gc(&actor, false))).await {
+            Ok(Ok(report)) if !report.collected.is_empty() => {
+                tracing::info!(collected = report.collected.len(), "gc");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %crate::repo::error_chain(&e), "gc failed"),
+            Err(e) => tracing::error!(error = %e, "gc task failed"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
