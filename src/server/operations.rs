@@ -1,5 +1,6 @@
 //! Operator actions over HTTP: `POST /api/v1/operations/{action}` with a
-//! JSON body, for copy, move, remove, prune, rollback, restore and gc.
+//! JSON body, for copy, move, remove, prune, rollback, restore, gc and
+//! verify (`"repair": true` republishes).
 //!
 //! Each needs an operator token (`repoctl token create NAME --operator`) and
 //! calls the same `Repository` method as its CLI command, on the server's
@@ -37,6 +38,9 @@ pub struct Body {
     keep: Option<usize>,
     #[serde(default)]
     dry_run: bool,
+    /// Verify: republish the served tree if that fixes what was found.
+    #[serde(default)]
+    repair: bool,
 }
 
 pub async fn operate(
@@ -124,6 +128,8 @@ fn run(app: &App, action: &str, body: &Body, actor: &Actor) -> Result<serde_json
             })?)
         }
         "gc" => json(app.ingest.with_repo(|r| r.gc(actor, dry))?),
+        "verify" if body.repair => json(app.ingest.with_repo(|r| r.repair())?),
+        "verify" => json(app.ingest.with_repo(|r| r.verify())?),
         _ => return Err(ApiError::not_found(format!("no operation {action:?}"))),
     };
     Ok(value)
