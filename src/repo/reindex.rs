@@ -52,7 +52,7 @@ pub fn run(root: &Path) -> Result<ReindexReport, RepoError> {
         memberships: 0,
         unreadable: Vec::new(),
         missing_from_pool: Vec::new(),
-        not_recoverable: vec!["history", "reservations", "tokens"],
+        not_recoverable: vec!["history", "reservations", "tokens", "withdrawn"],
     };
     // pool path → (file id, sha256)
     let mut by_path: HashMap<String, (i64, String)> = HashMap::new();
