@@ -18,7 +18,7 @@
 //! Run: `cargo bench --bench serve -- [--uploads 400] [--rounds 5] [--duration 10]`
 
 use anyhow::{anyhow, bail, Context, Result};
-use flate2::{read::GzDecoder, write::GzEncoder, Compression};
+use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -744,10 +744,10 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Paragraphs in a served Packages.gz.
+/// Paragraphs in a served Packages.gz (repoctl writes it as several gzip members).
 fn packages_listed(http: &mut Http) -> Result<usize> {
     let mut text = String::new();
-    GzDecoder::new(&http.get(PACKAGES_GZ)?[..]).read_to_string(&mut text)?;
+    MultiGzDecoder::new(&http.get(PACKAGES_GZ)?[..]).read_to_string(&mut text)?;
     Ok(text.matches("\nPackage: ").count() + usize::from(text.starts_with("Package: ")))
 }
 
@@ -1078,8 +1078,9 @@ fn static_table(o: &Opts, targets: &[Target]) -> String {
          (medians over the rounds; both servers returned the files' bytes)\n",
         o.packages, o.pool_kb, o.threads, o.connections, o.duration, o.rounds
     );
-    const W: [usize; 8] = [9, 10, 10, 9, 9, 10, 10, 9];
-    let head = "file_/_server size_KB req/s MB/s p50_ms p99_ms srv_cores all_cores sock_err";
+    const W: [usize; 9] = [9, 10, 10, 9, 9, 10, 10, 11, 9];
+    let head = "file_/_server size_KB req/s MB/s p50_ms p99_ms srv_cores all_cores \
+                srv_us/req sock_err";
     let head: Vec<String> = head.split(' ').map(|h| h.replace('_', " ")).collect();
     t += &line(&head, &W);
     for target in targets {
@@ -1097,6 +1098,7 @@ fn static_table(o: &Opts, targets: &[Target]) -> String {
                 format!("{:.2}", m(|l| l.p99_ms)),
                 format!("{:.2}", m(|l| l.server_cores)),
                 format!("{:.2}", m(|l| l.machine_cores)),
+                format!("{:.1}", m(|l| l.server_cores / l.rps * 1e6)),
                 errors.to_string(),
             ];
             t += &line(&cells, &W);
@@ -1127,7 +1129,15 @@ fn static_table(o: &Opts, targets: &[Target]) -> String {
         cells.push(format!("  >= {TARGET_RATIO}x: {verdict}"));
         t += &line(&cells, &w);
     }
-    t
+    t += "server CPU per request, repoctl / nginx (median of the rounds):";
+    for target in targets {
+        let per_request = |l: &Load| l.server_cores / l.rps;
+        let r = target.rounds.iter();
+        let ratio = median(r.map(|r| per_request(&r[0]) / per_request(&r[1])).collect());
+        t += &format!(" {} {ratio:.1}x;", target.label);
+    }
+    t.pop();
+    t + "\n"
 }
 
 // ------------------------------------------------------------------------ report

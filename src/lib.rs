@@ -18,6 +18,7 @@
 //! Dependency direction: `cli`/`server` → `repo`, `remote` → `deb`, `signing`.
 //! `repo` never imports a front end.
 
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod deb;

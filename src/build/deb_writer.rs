@@ -1,0 +1,1 @@
+//! The .deb writer (in progress).
