@@ -1,0 +1,2 @@
+//! Placeholder: the .deb writer benchmark is being written.
+fn main() {}
