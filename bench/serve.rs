@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: cargo bench --bench serve -- [--parts uploads,static] \
-[--uploads 400] [--clients 1,16] [--packages 5000] [--pool-kb 1024] [--rounds 5] \
+[--uploads 400] [--upload-runs 3] [--clients 1,16] [--packages 5000] [--pool-kb 1024] [--rounds 5] \
 [--duration 10] [--connections 32] [--threads 2] [--work DIR] [--repoctl PATH] [--no-save]";
 /// Bump when the generated corpora change, so that cached ones are made again.
 const CORPUS_FORMAT: u32 = 1;
@@ -45,6 +45,7 @@ struct Opts {
     uploads: bool,
     statics: bool,
     n_uploads: usize,
+    upload_runs: usize,
     clients: Vec<usize>,
     packages: usize,
     pool_kb: usize,
@@ -62,6 +63,7 @@ fn parse_args() -> Result<Opts> {
         uploads: true,
         statics: true,
         n_uploads: 400,
+        upload_runs: 3,
         clients: vec![1, 16],
         packages: 5_000,
         pool_kb: 1024,
@@ -95,6 +97,7 @@ fn parse_args() -> Result<Opts> {
                 }
             }
             "--uploads" => o.n_uploads = number(value()?)?,
+            "--upload-runs" => o.upload_runs = number(value()?)?,
             "--clients" => {
                 let v = value()?;
                 o.clients = v
@@ -114,8 +117,8 @@ fn parse_args() -> Result<Opts> {
             _ => bail!("unknown argument {arg}\n{USAGE}"),
         }
     }
-    if o.n_uploads == 0 || o.clients.contains(&0) || o.packages == 0 {
-        bail!("--uploads, --clients and --packages must be at least 1");
+    if o.n_uploads == 0 || o.upload_runs == 0 || o.clients.contains(&0) || o.packages == 0 {
+        bail!("--uploads, --upload-runs, --clients and --packages must be at least 1");
     }
     if o.rounds == 0 || o.duration == 0 || o.connections < o.threads || o.threads == 0 {
         bail!("--rounds, --duration and --threads must be at least 1, --connections >= --threads");
@@ -850,34 +853,45 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(rank - 1).copied().unwrap_or(0.0)
 }
 
-fn upload_table(o: &Opts, corpus: &[Deb], runs: &[Result<UploadRun>]) -> String {
+fn upload_table(o: &Opts, corpus: &[Deb], runs: &[Result<Vec<UploadRun>>]) -> String {
     let total: usize = corpus.iter().map(|d| d.body.len()).sum();
     let small = corpus.iter().filter(|d| d.body.len() < 64 * 1024).count();
     let mut t = format!(
         "\n== uploads: {} .debs, {:.1} MB ({} of 100-600 KB, {small} of 1-4 KB), \
-         PUT on keep-alive HTTP/1.1; a fresh repository per run\n",
+         PUT on keep-alive HTTP/1.1\n\
+         {} runs per row, each on a fresh repository: the median run (by time), and the \
+         range of packages/s over the runs\n",
         corpus.len(),
         total as f64 / MB,
         corpus.len() - small,
+        o.upload_runs,
     );
-    const W: [usize; 10] = [8, 8, 8, 8, 8, 9, 11, 11, 11, 11];
-    let head = "clients secs pkg/s MB/s p50_ms p99_ms listed_s publishes publish_s \
-                srv_cpu_s cpu_ms/pkg";
+    const W: [usize; 11] = [8, 8, 13, 8, 8, 8, 9, 10, 10, 10, 11];
+    let head = "clients secs pkg/s pkg/s_range MB/s p50_ms p99_ms listed_s publishes \
+                publish_s srv_cpu_s cpu_ms/pkg";
     let head: Vec<String> = head.split(' ').map(|h| h.replace('_', " ")).collect();
     t += &line(&head, &W);
-    for (clients, run) in o.clients.iter().zip(runs) {
-        let r = match run {
-            Ok(r) => r,
+    let mut medians = Vec::new();
+    for (clients, runs) in o.clients.iter().zip(runs) {
+        let runs = match runs {
+            Ok(runs) if !runs.is_empty() => runs,
+            Ok(_) => continue,
             Err(e) => {
-                t += &format!("{clients:<16}FAILED: {e:#}\n");
+                t += &format!("{clients:<20}FAILED: {e:#}\n");
                 continue;
             }
         };
+        let mut by_time: Vec<&UploadRun> = runs.iter().collect();
+        by_time.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+        let r = by_time[by_time.len() / 2];
         let n = r.latencies.len() as f64;
+        let (fastest, slowest) = (by_time[0], by_time[by_time.len() - 1]);
+        let range = format!("{:.0}-{:.0}", n / slowest.secs, n / fastest.secs);
         let cells = [
             r.clients.to_string(),
             format!("{:.2}", r.secs),
             format!("{:.1}", n / r.secs),
+            range,
             format!("{:.1}", r.bytes as f64 / MB / r.secs),
             format!("{:.1}", percentile(&r.latencies, 0.5) * 1000.0),
             format!("{:.1}", percentile(&r.latencies, 0.99) * 1000.0),
@@ -888,17 +902,15 @@ fn upload_table(o: &Opts, corpus: &[Deb], runs: &[Result<UploadRun>]) -> String 
             format!("{:.2}", r.server_cpu * 1000.0 / n),
         ];
         t += &line(&cells, &W);
+        medians.push(r);
     }
-    let ok: Vec<&UploadRun> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
-    if let (Some(first), Some(last)) = (ok.first(), ok.last()) {
-        if ok.len() > 1 {
-            t += &format!(
-                "packages/s with {} clients / with {}: {:.2}x\n",
-                last.clients,
-                first.clients,
-                first.secs / last.secs
-            );
-        }
+    if let (Some(first), Some(last), true) = (medians.first(), medians.last(), medians.len() > 1) {
+        t += &format!(
+            "packages/s with {} clients / with {}: {:.2}x (median runs)\n",
+            last.clients,
+            first.clients,
+            first.secs / last.secs
+        );
     }
     t
 }
@@ -1209,8 +1221,16 @@ fn main() -> Result<()> {
         let corpus = upload_corpus(&o)?;
         let mut runs = Vec::new();
         for &clients in &o.clients {
-            eprintln!("uploads: {} .debs with {clients} clients", corpus.len());
-            let r = upload_run(&o, &corpus, clients, ticks);
+            let r = (0..o.upload_runs)
+                .map(|k| {
+                    eprintln!(
+                        "uploads: {} .debs with {clients} clients, run {}",
+                        corpus.len(),
+                        k + 1
+                    );
+                    upload_run(&o, &corpus, clients, ticks)
+                })
+                .collect::<Result<Vec<_>>>();
             if let Err(e) = &r {
                 eprintln!("uploads with {clients} clients failed: {e:#}");
             }

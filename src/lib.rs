@@ -12,6 +12,7 @@
 //!   rendering, Release, publish, lock.
 //! - [`signing`] loads, generates and uses the OpenPGP keys that sign `Release`,
 //!   and verifies another repository's `InRelease` against a keyring.
+//! - [`http_client`] sends blocking HTTP/1.1 requests (`http://` only): GET, PUT, POST.
 //! - [`remote`] reads a published APT repository over HTTP (verified InRelease,
 //!   checked Packages) for `next-version --from-index`.
 //!
@@ -22,6 +23,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod deb;
+pub mod http_client;
 pub mod incoming;
 pub mod remote;
 pub mod repo;

@@ -13,40 +13,36 @@
 //!    uncompressed `Packages`: that is what makes a changed index detectable.
 //! 3. **Collect** the stanzas of the package.
 //!
-//! Owns a deliberately small blocking HTTP/1.1 client for `http://` URLs
-//! (redirects, chunked bodies, timeouts, size limits); `https://` is refused
-//! because the crate has no TLS client yet, and proxies are not used. It does
-//! not know about the local catalog, reservations or which version comes
-//! next; `next-version` decides that. It writes nothing.
+//! Requests go through [`crate::http_client`] (`http://` only: `https://` is
+//! refused because the crate has no TLS client yet); its errors are reported
+//! as [`RemoteError`]s. This module does not know about the local catalog,
+//! reservations or which version comes next; `next-version` decides that. It
+//! writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
 use crate::deb::control::{ControlError, Paragraph};
 use crate::deb::inspect::Checksums;
 use crate::deb::version::{Version, VersionError};
+use crate::http_client::{self, HttpError};
 use crate::repo::release::{http_date, Release};
 use crate::signing::{Keyring, SigningError};
 
-/// Connect, read and write timeout of every request.
-pub const TIMEOUT: Duration = Duration::from_secs(30);
-/// Redirects followed per request (all within `http://`).
-pub const MAX_REDIRECTS: usize = 5;
+// The client's limits, which the messages below quote.
+pub use crate::http_client::{MAX_REDIRECTS, TIMEOUT};
+
 /// The largest response body read (a compressed index).
 pub const MAX_BODY_BYTES: u64 = 512 << 20;
 /// The largest InRelease read; real ones are well under a MiB.
 const MAX_INRELEASE_BYTES: u64 = 16 << 20;
 /// The largest decompressed index (when the Release gives no size for it).
 const MAX_INDEX_TEXT_BYTES: u64 = 2 << 30;
-/// Limits on the response head.
-const MAX_HEAD_LINE: usize = 16 << 10;
-const MAX_HEADERS: usize = 128;
 
 /// One version of the package as a dist publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -270,6 +266,40 @@ impl fmt::Display for SumMismatch {
     }
 }
 
+/// The client's errors keep their URL and cause; only their wording is
+/// about a repository.
+impl From<HttpError> for RemoteError {
+    fn from(error: HttpError) -> Self {
+        match error {
+            HttpError::UnsupportedScheme { url } => RemoteError::UnsupportedScheme { url },
+            HttpError::InvalidUrl { url, problem } => RemoteError::InvalidUrl { url, problem },
+            HttpError::Connect { url, source } => RemoteError::Connect { url, source },
+            HttpError::Timeout { url } => RemoteError::Timeout { url },
+            HttpError::Io { url, source } => RemoteError::Io { url, source },
+            HttpError::BadResponse { url, problem } => RemoteError::BadResponse { url, problem },
+            HttpError::TooLarge { url, limit } => RemoteError::TooLarge { url, limit },
+            HttpError::Status {
+                url,
+                status,
+                reason,
+            } => RemoteError::Status {
+                url,
+                status,
+                reason,
+            },
+            HttpError::TooManyRedirects { url } => RemoteError::TooManyRedirects { url },
+            // Only requests with a body fail these ways, and this module
+            // sends none; should one appear, it keeps its message as cause.
+            other @ (HttpError::InvalidMethod { .. }
+            | HttpError::InvalidHeader { .. }
+            | HttpError::File { .. }) => RemoteError::Io {
+                url: other.url().to_owned(),
+                source: io::Error::other(other),
+            },
+        }
+    }
+}
+
 /// Every version of `package` that `<base_url>/dists/<dist>` publishes, in
 /// dpkg order (then by component and architecture), each once. See the module
 /// documentation for the checks; any failure is an error, never a shorter
@@ -285,7 +315,7 @@ pub fn published_versions(
     check_name("package", package, false)?;
     let base = base_url.trim_end_matches('/');
     // Refuse a bad or https URL before reading keys or touching the network.
-    HttpUrl::parse(base)?;
+    http_client::check_url(base)?;
     let keyring = Keyring::load(keyring_path).map_err(|source| RemoteError::Keyring {
         path: keyring_path.to_owned(),
         source: Box::new(source),
@@ -293,8 +323,8 @@ pub fn published_versions(
     let dist_url = format!("{base}/dists/{dist}");
 
     let inrelease_url = format!("{dist_url}/InRelease");
-    let signed = match get(&inrelease_url, MAX_INRELEASE_BYTES) {
-        Err(RemoteError::Status { status: 404, .. }) => {
+    let signed = match http_client::get(&inrelease_url, MAX_INRELEASE_BYTES) {
+        Err(HttpError::Status { status: 404, .. }) => {
             return Err(RemoteError::NoInRelease {
                 url: inrelease_url,
                 dist: dist.to_owned(),
@@ -466,10 +496,10 @@ fn fetch_index(
         }
         urls.push(format!("{dist_url}/{entry}"));
         for url in urls {
-            let body = match get(&url, MAX_BODY_BYTES) {
+            let body = match http_client::get(&url, MAX_BODY_BYTES) {
                 Ok(body) => body,
-                Err(RemoteError::Status { status: 404, .. }) => continue,
-                Err(e) => return Err(e),
+                Err(HttpError::Status { status: 404, .. }) => continue,
+                Err(e) => return Err(e.into()),
             };
             tracing::debug!(%url, bytes = body.len(), "fetched index");
             if let Some(sums) = listed {
@@ -624,544 +654,9 @@ fn stanzas(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-// ---------------------------------------------------------------------------
-// The HTTP/1.1 client.
-
-/// An `http://` URL split for a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct HttpUrl {
-    host: String,
-    port: u16,
-    /// Path and query, starting with `/`.
-    target: String,
-}
-
-impl HttpUrl {
-    fn parse(url: &str) -> Result<HttpUrl, RemoteError> {
-        let invalid = |problem| RemoteError::InvalidUrl {
-            url: url.to_owned(),
-            problem,
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| invalid("expected http://HOST/PATH"))?;
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(RemoteError::UnsupportedScheme {
-                url: url.to_owned(),
-            });
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(invalid("the scheme must be http://"));
-        }
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (authority, target) = match rest.find(['/', '?']) {
-            Some(at) => (&rest[..at], &rest[at..]),
-            None => (rest, "/"),
-        };
-        let target = if target.starts_with('?') {
-            format!("/{target}")
-        } else {
-            target.to_owned()
-        };
-        if authority.contains('@') {
-            return Err(invalid(
-                "user names and passwords in URLs are not supported",
-            ));
-        }
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| invalid("unclosed [ in the host"))?;
-            match after {
-                "" => (host, None),
-                _ => (
-                    host,
-                    Some(after.strip_prefix(':').ok_or_else(|| invalid("bad port"))?),
-                ),
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(invalid("the host is missing"));
-        }
-        if !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
-        {
-            return Err(invalid("the host holds characters a host name cannot have"));
-        }
-        let port = match port {
-            None | Some("") => 80,
-            Some(port) => port.parse().map_err(|_| invalid("bad port"))?,
-        };
-        if !target.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid("the path holds spaces or control characters"));
-        }
-        Ok(HttpUrl {
-            host: host.to_owned(),
-            port,
-            target,
-        })
-    }
-
-    /// The `Host` header value (also the authority of a rebuilt URL).
-    fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == 80 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-
-    /// Where a `Location` header points, as an absolute URL.
-    fn resolve(&self, location: &str) -> String {
-        let location = location.trim();
-        let scheme_end = location.find("://").filter(|&at| {
-            at > 0
-                && location[..at]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        });
-        if scheme_end.is_some() {
-            location.to_owned()
-        } else if let Some(rest) = location.strip_prefix("//") {
-            format!("http://{rest}")
-        } else if location.starts_with('/') {
-            format!("http://{}{location}", self.authority())
-        } else {
-            let path = self.target.split('?').next().unwrap_or("/");
-            let dir = &path[..path.rfind('/').map_or(0, |at| at + 1)];
-            format!("http://{}{dir}{location}", self.authority())
-        }
-    }
-}
-
-/// GETs `url`, following redirects, and returns the body of a 200 answer
-/// (at most `limit` bytes). Any other final status is [`RemoteError::Status`].
-fn get(url: &str, limit: u64) -> Result<Vec<u8>, RemoteError> {
-    let mut current = url.to_owned();
-    for _ in 0..=MAX_REDIRECTS {
-        let parsed = HttpUrl::parse(&current)?;
-        let mut reader = send(&parsed, &current)?;
-        let head = read_head(&mut reader).map_err(|e| e.into_remote(&current, limit))?;
-        match head.status {
-            200 => {
-                return read_body(&mut reader, &head, limit)
-                    .map_err(|e| e.into_remote(&current, limit))
-            }
-            301 | 302 | 303 | 307 | 308 => {
-                let location = head
-                    .header("location")
-                    .ok_or_else(|| RemoteError::BadResponse {
-                        url: current.clone(),
-                        problem: format!("a {} redirect without a Location", head.status),
-                    })?;
-                let next = parsed.resolve(location);
-                tracing::debug!(from = %current, to = %next, "redirected");
-                current = next;
-            }
-            status => {
-                return Err(RemoteError::Status {
-                    url: current,
-                    status,
-                    reason: head.reason,
-                })
-            }
-        }
-    }
-    Err(RemoteError::TooManyRedirects {
-        url: url.to_owned(),
-    })
-}
-
-/// Connects and writes the request; the answer is read from the result.
-fn send(url: &HttpUrl, text: &str) -> Result<BufReader<TcpStream>, RemoteError> {
-    let connect_error = |source| RemoteError::Connect {
-        url: text.to_owned(),
-        source,
-    };
-    let addresses = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(connect_error)?;
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
-    let mut stream = None;
-    for address in addresses {
-        match TcpStream::connect_timeout(&address, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_error = e,
-        }
-    }
-    let mut stream = stream.ok_or_else(|| match last_error.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => RemoteError::Timeout {
-            url: text.to_owned(),
-        },
-        _ => connect_error(last_error),
-    })?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: repoctl/{}\r\nAccept: */*\r\nAccept-Encoding: identity\r\nCache-Control: max-age=0\r\nConnection: close\r\n\r\n",
-        url.target,
-        url.authority(),
-        env!("CARGO_PKG_VERSION"),
-    );
-    let written = stream
-        .set_read_timeout(Some(TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
-        .and_then(|()| stream.write_all(request.as_bytes()))
-        .and_then(|()| stream.flush());
-    written.map_err(|e| HttpError::Io(e).into_remote(text, 0))?;
-    Ok(BufReader::new(stream))
-}
-
-/// What went wrong while reading a response, before the URL is known.
-#[derive(Debug)]
-enum HttpError {
-    Io(io::Error),
-    Malformed(String),
-    TooLarge,
-}
-
-impl HttpError {
-    fn into_remote(self, url: &str, limit: u64) -> RemoteError {
-        let url = url.to_owned();
-        match self {
-            HttpError::Io(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                RemoteError::Timeout { url }
-            }
-            HttpError::Io(source) => RemoteError::Io { url, source },
-            HttpError::Malformed(problem) => RemoteError::BadResponse { url, problem },
-            HttpError::TooLarge => RemoteError::TooLarge { url, limit },
-        }
-    }
-}
-
-impl From<io::Error> for HttpError {
-    fn from(e: io::Error) -> Self {
-        HttpError::Io(e)
-    }
-}
-
-#[derive(Debug)]
-struct Head {
-    status: u16,
-    reason: String,
-    /// Names lowercased, in order.
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads the status line and headers, skipping interim (1xx) answers.
-fn read_head(reader: &mut impl BufRead) -> Result<Head, HttpError> {
-    loop {
-        let line = read_line(reader)?;
-        let mut parts = line.splitn(3, ' ');
-        let version = parts.next().unwrap_or_default();
-        let code = parts.next().unwrap_or_default();
-        let reason = parts.next().unwrap_or_default().trim().to_owned();
-        if !version.starts_with("HTTP/1.") || code.len() != 3 {
-            return Err(HttpError::Malformed(format!(
-                "bad status line {:?}",
-                line.chars().take(80).collect::<String>()
-            )));
-        }
-        let status: u16 = code
-            .parse()
-            .map_err(|_| HttpError::Malformed(format!("bad status code {code:?}")))?;
-        let mut headers = Vec::new();
-        loop {
-            let line = read_line(reader)?;
-            if line.is_empty() {
-                break;
-            }
-            if headers.len() == MAX_HEADERS {
-                return Err(HttpError::Malformed(format!(
-                    "more than {MAX_HEADERS} headers"
-                )));
-            }
-            if line.starts_with([' ', '\t']) {
-                return Err(HttpError::Malformed("folded header line".into()));
-            }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| HttpError::Malformed(format!("bad header line {line:?}")))?;
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-        if (100..200).contains(&status) && status != 101 {
-            continue;
-        }
-        return Ok(Head {
-            status,
-            reason,
-            headers,
-        });
-    }
-}
-
-/// Reads the body framed by chunked encoding, Content-Length or the end of
-/// the connection, refusing more than `limit` bytes.
-fn read_body(reader: &mut impl BufRead, head: &Head, limit: u64) -> Result<Vec<u8>, HttpError> {
-    let transfer_encoding: Vec<String> = head
-        .all("transfer-encoding")
-        .flat_map(|v| v.split(','))
-        .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| !v.is_empty())
-        .collect();
-    if transfer_encoding.last().map(String::as_str) == Some("chunked") {
-        return read_chunked(reader, limit);
-    }
-    if !transfer_encoding.is_empty() {
-        // Another final coding: the body ends with the connection.
-        return read_to_close(reader, limit);
-    }
-    let lengths: BTreeSet<&str> = head
-        .all("content-length")
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    let length = match lengths.len() {
-        0 => return read_to_close(reader, limit),
-        1 => lengths
-            .first()
-            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| HttpError::Malformed("bad Content-Length".into()))?,
-        _ => {
-            return Err(HttpError::Malformed(
-                "conflicting Content-Length headers".into(),
-            ))
-        }
-    };
-    if length > limit {
-        return Err(HttpError::TooLarge);
-    }
-    read_exact(reader, length, Vec::new())
-}
-
-fn read_to_close(reader: &mut impl BufRead, limit: u64) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut body)?;
-    if body.len() as u64 > limit {
-        return Err(HttpError::TooLarge);
-    }
-    Ok(body)
-}
-
-/// Appends exactly `length` bytes to `body`.
-fn read_exact(
-    reader: &mut impl BufRead,
-    length: u64,
-    mut body: Vec<u8>,
-) -> Result<Vec<u8>, HttpError> {
-    let before = body.len() as u64;
-    reader.take(length).read_to_end(&mut body)?;
-    let got = body.len() as u64 - before;
-    if got != length {
-        return Err(HttpError::Malformed(format!(
-            "the connection closed after {got} of {length} body bytes"
-        )));
-    }
-    Ok(body)
-}
-
-fn read_chunked(reader: &mut impl BufRead, limit: u64) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::new();
-    loop {
-        let line = read_line(reader)?;
-        let size = line.split(';').next().unwrap_or_default().trim();
-        if size.is_empty() || size.len() > 15 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(HttpError::Malformed(format!("bad chunk size {size:?}")));
-        }
-        let size = u64::from_str_radix(size, 16)
-            .map_err(|_| HttpError::Malformed(format!("bad chunk size {size:?}")))?;
-        if size == 0 {
-            // Trailers, up to the blank line.
-            for _ in 0..=MAX_HEADERS {
-                if read_line(reader)?.is_empty() {
-                    return Ok(body);
-                }
-            }
-            return Err(HttpError::Malformed("too many trailer lines".into()));
-        }
-        if body.len() as u64 + size > limit {
-            return Err(HttpError::TooLarge);
-        }
-        body = read_exact(reader, size, body)?;
-        if !read_line(reader)?.is_empty() {
-            return Err(HttpError::Malformed(
-                "a chunk is longer than its size".into(),
-            ));
-        }
-    }
-}
-
-/// One line without its CRLF (or LF), at most [`MAX_HEAD_LINE`] bytes.
-fn read_line(reader: &mut impl BufRead) -> Result<String, HttpError> {
-    let mut line = Vec::new();
-    reader
-        .take(MAX_HEAD_LINE as u64 + 1)
-        .read_until(b'\n', &mut line)?;
-    if line.last() != Some(&b'\n') {
-        return Err(HttpError::Malformed(if line.len() > MAX_HEAD_LINE {
-            format!("a line longer than {MAX_HEAD_LINE} bytes")
-        } else {
-            "the connection closed in the middle of the response".into()
-        }));
-    }
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(String::from_utf8_lossy(&line).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(raw: &str, limit: u64) -> Result<(u16, Vec<u8>), HttpError> {
-        let mut reader = io::Cursor::new(raw.as_bytes().to_vec());
-        let head = read_head(&mut reader)?;
-        let body = read_body(&mut reader, &head, limit)?;
-        Ok((head.status, body))
-    }
-
-    #[test]
-    fn reads_content_length_chunked_and_close_delimited_bodies() {
-        let (status, body) = response(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA",
-            100,
-        )
-        .unwrap();
-        assert_eq!((status, body), (200, b"hello".to_vec()));
-
-        let chunked = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\nA\r\n, world!!!\r\n0\r\nX-Trailer: 1\r\n\r\n";
-        let (status, body) = response(chunked, 100).unwrap();
-        assert_eq!((status, body), (200, b"hello, world!!!".to_vec()));
-
-        let (_, body) = response("HTTP/1.0 200 OK\nServer: x\n\nto the end", 100).unwrap();
-        assert_eq!(body, b"to the end");
-    }
-
-    #[test]
-    fn refuses_truncated_oversized_and_malformed_responses() {
-        let err = response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", 100).unwrap_err();
-        assert!(
-            matches!(&err, HttpError::Malformed(m) if m.contains("5 of 10")),
-            "{err:?}"
-        );
-        let err = response("HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n", 100).unwrap_err();
-        assert!(matches!(err, HttpError::TooLarge), "{err:?}");
-        let err = response(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n",
-            0x3f,
-        )
-        .unwrap_err();
-        assert!(matches!(err, HttpError::TooLarge), "{err:?}");
-        let err =
-            response(&format!("HTTP/1.1 200 OK\r\n\r\n{}", "x".repeat(101)), 100).unwrap_err();
-        assert!(matches!(err, HttpError::TooLarge), "{err:?}");
-        let err = response(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
-            100,
-        )
-        .unwrap_err();
-        assert!(matches!(err, HttpError::Malformed(_)), "{err:?}");
-        let err = response(
-            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-            100,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&err, HttpError::Malformed(m) if m.contains("conflicting")),
-            "{err:?}"
-        );
-        let err = response("SSH-2.0-OpenSSH\r\n\r\n", 100).unwrap_err();
-        assert!(
-            matches!(&err, HttpError::Malformed(m) if m.contains("status line")),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn parses_http_urls_and_refuses_others() {
-        let url = HttpUrl::parse("http://apt.example.com:8080/repo?x=1#frag").unwrap();
-        assert_eq!(
-            url,
-            HttpUrl {
-                host: "apt.example.com".into(),
-                port: 8080,
-                target: "/repo?x=1".into()
-            }
-        );
-        assert_eq!(url.authority(), "apt.example.com:8080");
-        let url = HttpUrl::parse("HTTP://[::1]").unwrap();
-        assert_eq!(
-            (url.host.as_str(), url.port, url.target.as_str()),
-            ("::1", 80, "/")
-        );
-        assert_eq!(url.authority(), "[::1]");
-        assert!(matches!(
-            HttpUrl::parse("https://apt.example.com/"),
-            Err(RemoteError::UnsupportedScheme { .. })
-        ));
-        for bad in [
-            "apt.example.com/",
-            "ftp://apt.example.com/",
-            "http://user:pw@apt.example.com/",
-            "http://apt.example.com:99999/",
-            "http:///path",
-            "http://apt.example.com/a b",
-            "http://apt.exa\r\nmple.com/",
-        ] {
-            assert!(
-                matches!(HttpUrl::parse(bad), Err(RemoteError::InvalidUrl { .. })),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn resolves_redirect_locations() {
-        let base = HttpUrl::parse("http://h:81/a/b/c?q").unwrap();
-        assert_eq!(base.resolve("http://other/x"), "http://other/x");
-        assert_eq!(base.resolve("https://other/x"), "https://other/x");
-        assert_eq!(base.resolve("//other/x"), "http://other/x");
-        assert_eq!(base.resolve("/x/y"), "http://h:81/x/y");
-        assert_eq!(base.resolve("d"), "http://h:81/a/b/d");
-    }
 
     #[test]
     fn finds_binary_indices_in_release_paths() {

@@ -4,6 +4,7 @@
 //! Exit codes: 0 done, 1 refused or a problem found, 2 usage (clap).
 
 mod add;
+mod build;
 mod copy;
 mod gc;
 mod history;
@@ -43,9 +44,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The repository's root directory.
-    #[arg(long, global = true, env = "REPOCTL_ROOT", default_value = ".")]
-    pub root: PathBuf,
+    /// The repository's root directory (default: the current directory).
+    #[arg(long, global = true, env = "REPOCTL_ROOT")]
+    pub root: Option<PathBuf>,
     /// More messages on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -80,10 +81,13 @@ pub enum Command {
     Restore(rollback::RestoreArgs),
     Gc(gc::GcArgs),
     History(history::HistoryArgs),
+    Build(build::BuildArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let root = cli.global.root;
+    // `build` takes a repository only when one is named (never the app dir).
+    let root_given = cli.global.root.is_some();
+    let root = cli.global.root.unwrap_or_else(|| PathBuf::from("."));
     match cli.command {
         Command::Init(args) => init::run(&root, args),
         Command::Add(args) => add::run(&root, args),
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(args) => rollback::restore(&root, args),
         Command::Gc(args) => gc::run(&root, args),
         Command::History(args) => history::run(&root, args),
+        Command::Build(args) => build::run(&root, root_given, args),
     }
 }
 
@@ -120,6 +125,10 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = cause.downcast_ref::<crate::remote::RemoteError>() {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<crate::repo::lifecycle::LifecycleError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::build::BuildError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::build::deploy::DeployError>() {
             e.hint()
         } else {
             cause.downcast_ref::<Problem>().map(|p| p.hint.clone())

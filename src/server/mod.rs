@@ -270,7 +270,9 @@ async fn collect_garbage(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             door: crate::repo::Door::Schedule,
             name: "gc".into(),
         };
-        match tokio::task::spawn_blocking(move || ingest.with_repo(|repo| repo.gc(&actor, false))).await {
+        match tokio::task::spawn_blocking(move || ingest.with_repo(|repo| repo.gc(&actor, false)))
+            .await
+        {
             Ok(Ok(report)) if !report.collected.is_empty() => {
                 tracing::info!(collected = report.collected.len(), "gc");
             }

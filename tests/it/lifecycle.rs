@@ -112,7 +112,10 @@ fn copy_promotes_to_main_keeping_dev_and_one_pool_file() {
     ]));
     assert!(stdout(&again).is_empty());
     assert!(stderr(&again).contains("nothing to change"));
-    let plan = dry_then_real(&repo, &["remove", "vrmd-whois=42", "--from", "precise/main"]);
+    let plan = dry_then_real(
+        &repo,
+        &["remove", "vrmd-whois=42", "--from", "precise/main"],
+    );
     assert_eq!(plan, "unpublish\tvrmd-whois=42\tall\tprecise/main\n");
     assert!(!index_text(&repo.public(), "precise", "main", "amd64").contains("Version: 42"));
     assert_eq!(pool_files(&repo).len(), 2, "remove deletes no pool file");

@@ -1,0 +1,1 @@
+"""The example app of `repoctl build`: prints who it is and where it runs."""

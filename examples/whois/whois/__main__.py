@@ -1,0 +1,3 @@
+from whois.cli import main
+
+main()
