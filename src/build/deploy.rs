@@ -122,11 +122,17 @@ impl Deploy {
     pub fn parse(text: &str, path: &Path) -> Result<Deploy, DeployError> {
         let deploy: Deploy = serde_yaml_ng::from_str(text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            // The location is in front already.
+            let message = e.to_string();
+            let message = match message.rfind(" at line ") {
+                Some(at) => message[..at].to_string(),
+                None => message,
+            };
             DeployError::Invalid {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: e.to_string(),
+                message,
             }
         })?;
         deploy.validate(path)?;

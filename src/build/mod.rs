@@ -182,70 +182,17 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
 
     let venv_dir = deploy.install_path();
     prepare_install_path(&venv_dir, options.clean)?;
-    venv::create(&python, &venv_dir)?;
-    venv::pip_install(
-        &venv_dir,
-        &["-r".as_ref(), requirements.as_os_str()],
-        &options.pip,
-    )?;
-    clock.done("install the requirements");
-    let app_copy = venv_dir.join(&deploy.app_name);
-    source::export(&options.app_dir, &app_copy, &deploy.exclude)?;
-    // The pipeline first, so the installed copy of the app has its assets.
-    pipeline::run(&deploy.pipeline, &app_copy, &venv_dir, &version)?;
-    clock.done("run the pipeline");
-    venv::add_path_file(&venv_dir, &deploy.app_name, &app_copy)?;
-    if app_copy.join("pyproject.toml").exists() || app_copy.join("setup.py").exists() {
-        venv::pip_install(
-            &venv_dir,
-            &["--no-deps".as_ref(), app_copy.as_os_str()],
-            &options.pip,
-        )?;
-    }
-    clock.done("install the app");
-    if let Err(e) = venv::compile_bytecode(&python.path, &venv_dir) {
-        warn(
-            &mut warnings,
-            format!("byte code: {e} (modules compile on first import instead)"),
-        );
-    }
-    clock.done("compile the byte code");
-
-    let mtime = source_date_epoch().unwrap_or(source.commit_time);
-    let spec = DebSpec {
-        control: control_fields(&deploy, &version, &source, python.package.as_deref()),
-        scripts: maintainer_scripts(&options.app_dir)?,
-        data: vec![DataDir {
-            source: venv_dir.clone(),
-            install_path: venv_dir.clone(),
-        }],
-        mtime,
-        compression: options.compression,
-        threads: 0,
+    // From here on a failure leaves nothing at the install path (the venv
+    // was only needed for the .deb), and no partial .deb.
+    let made = Made {
+        deploy: &deploy,
+        python: &python,
+        source: &source,
+        version: &version,
     };
-    let file_name = format!(
-        "{}_{}_{}.deb",
-        deploy.package_name(),
-        version,
-        deploy.architecture
-    );
-    let (out_dir, _temp) = output_dir(options)?;
-    let deb = out_dir.join(&file_name);
-    let stats = deb_writer::write_deb(&spec, &deb).map_err(|e| BuildError::Step {
-        step: "write the .deb",
-        message: e.to_string(),
-        hint: "check the space of the output directory".into(),
-    })?;
-    if deploy.architecture == "all" && !stats.elf_files.is_empty() {
-        let some: Vec<&str> = stats.elf_files.iter().take(3).map(String::as_str).collect();
-        warn(&mut warnings, format!(
-            "Architecture: all, but the package holds {} compiled files ({}); set `architecture: amd64` in deploy.yml",
-            stats.elf_files.len(),
-            some.join(", ")
-        ));
-    }
-    // The venv was only needed for the .deb: leave the prefix as found.
+    let result = made.venv_and_deb(options, &requirements, &mut clock, &mut warnings);
     let _ = std::fs::remove_dir_all(&venv_dir);
+    let (stats, deb, temp) = result?;
     clock.done("write the .deb");
 
     let pushed_to = match (&options.repo, options.build_only) {
@@ -262,7 +209,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         package: deploy.package_name(),
         version,
         architecture: deploy.architecture.clone(),
-        deb: _temp.is_none().then_some(deb),
+        deb: temp.is_none().then_some(deb),
         size: stats.size,
         files: stats.files,
         installed_size_kib: stats.installed_size_kib,
@@ -272,6 +219,94 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         steps: clock.steps,
         warnings,
     })
+}
+
+/// What one build is made of, for the steps that write at the install path.
+struct Made<'a> {
+    deploy: &'a Deploy,
+    python: &'a host::Interpreter,
+    source: &'a source::Source,
+    version: &'a str,
+}
+
+type Written = (deb_writer::DebStats, PathBuf, Option<tempfile::TempDir>);
+
+impl Made<'_> {
+    /// The venv at the install path, the app, the pipeline, byte code, .deb.
+    fn venv_and_deb(
+        &self,
+        options: &BuildOptions,
+        requirements: &Path,
+        clock: &mut Clock,
+        warnings: &mut Vec<String>,
+    ) -> Result<Written, BuildError> {
+        let (deploy, python, source, version) =
+            (self.deploy, self.python, self.source, self.version);
+        let venv_dir = deploy.install_path();
+        venv::create(&python, &venv_dir)?;
+        venv::pip_install(
+            &venv_dir,
+            &["-r".as_ref(), requirements.as_os_str()],
+            &options.pip,
+        )?;
+        clock.done("install the requirements");
+        let app_copy = venv_dir.join(&deploy.app_name);
+        source::export(&options.app_dir, &app_copy, &deploy.exclude)?;
+        // The pipeline first, so the installed copy of the app has its assets.
+        pipeline::run(&deploy.pipeline, &app_copy, &venv_dir, version)?;
+        clock.done("run the pipeline");
+        venv::add_path_file(&venv_dir, &deploy.app_name, &app_copy)?;
+        if app_copy.join("pyproject.toml").exists() || app_copy.join("setup.py").exists() {
+            venv::pip_install(
+                &venv_dir,
+                &["--no-deps".as_ref(), app_copy.as_os_str()],
+                &options.pip,
+            )?;
+        }
+        clock.done("install the app");
+        if let Err(e) = venv::compile_bytecode(&python.path, &venv_dir) {
+            warn(
+                warnings,
+                format!("byte code: {e} (modules compile on first import instead)"),
+            );
+        }
+        clock.done("compile the byte code");
+
+        let mtime = source_date_epoch().unwrap_or(source.commit_time);
+        let spec = DebSpec {
+            control: control_fields(deploy, version, &source, python.package.as_deref()),
+            scripts: maintainer_scripts(&options.app_dir)?,
+            data: vec![DataDir {
+                source: venv_dir.clone(),
+                install_path: venv_dir.clone(),
+            }],
+            mtime,
+            compression: options.compression,
+            threads: 0,
+        };
+        let file_name = format!(
+            "{}_{}_{}.deb",
+            deploy.package_name(),
+            version,
+            deploy.architecture
+        );
+        let (out_dir, temp) = output_dir(options)?;
+        let deb = out_dir.join(&file_name);
+        let stats = deb_writer::write_deb(&spec, &deb).map_err(|e| BuildError::Step {
+            step: "write the .deb",
+            message: e.to_string(),
+            hint: "check the space of the output directory".into(),
+        })?;
+        if deploy.architecture == "all" && !stats.elf_files.is_empty() {
+            let some: Vec<&str> = stats.elf_files.iter().take(3).map(String::as_str).collect();
+            warn(warnings, format!(
+                "Architecture: all, but the package holds {} compiled files ({}); set `architecture: amd64` in deploy.yml",
+                stats.elf_files.len(),
+                some.join(", ")
+            ));
+        }
+        Ok((stats, deb, temp))
+    }
 }
 
 fn check_build_deps(deploy: &Deploy, install: bool) -> Result<(), BuildError> {

@@ -6,6 +6,7 @@
 mod support;
 
 mod apt;
+mod build;
 mod bad_input;
 mod cli;
 mod compress;
