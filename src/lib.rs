@@ -12,11 +12,14 @@
 //!   rendering, Release, publish, lock.
 //! - [`signing`] loads, generates and uses the OpenPGP keys that sign `Release`,
 //!   and verifies another repository's `InRelease` against a keyring.
+//! - [`build`] turns an application directory into a virtualenv `.deb` (`repoctl
+//!   build`) with its own `.deb` writer, and pushes it through `repo` or HTTP.
 //! - [`http_client`] sends blocking HTTP/1.1 requests (`http://` only): GET, PUT, POST.
 //! - [`remote`] reads a published APT repository over HTTP (verified InRelease,
 //!   checked Packages) for `next-version --from-index`.
 //!
-//! Dependency direction: `cli`/`server` → `repo`, `remote` → `deb`, `signing`.
+//! Dependency direction: `cli`/`server`/`incoming`/`build` → `repo`, `remote`,
+//! `http_client` → `deb`, `signing`.
 //! `repo` never imports a front end.
 
 pub mod build;

@@ -28,7 +28,8 @@ use gzp::ZWriter;
 use liblzma::stream::{Check, MtStreamBuilder};
 use liblzma::write::XzEncoder;
 use md5::{Digest, Md5};
-use tar::{EntryType, Header};
+use tar::{EntryType as T, Header};
+use walkdir::{DirEntry, WalkDir};
 
 /// gzip level of both members: dpkg-deb's default for gzip.
 pub const GZIP_LEVEL: u32 = 9;
@@ -42,25 +43,16 @@ const SCRIPTS: [&str; 4] = ["preinst", "postinst", "prerm", "postrm"];
 /// Fields dpkg places after `Installed-Size` (dpkg's `Dpkg::Control::FieldsCore` order).
 const AFTER_INSTALLED_SIZE: &str = "Pre-Depends Depends Recommends Suggests Enhances Conflicts \
     Breaks Replaces Provides Built-Using Section Priority Multi-Arch Homepage Description Tag Task";
+const HINT_PATH: &str = "a .deb holds files, directories and symlinks, each at one path; \
+    fix the tree (or create the rest in postinst), then build again";
 /// Largest mtime both headers hold: 11 octal digits (tar) fit in 12 decimal ones (ar).
 const MAX_MTIME: u64 = 0o777_7777_7777;
-/// The ar size field holds 10 decimal digits.
-const MAX_AR_MEMBER: u64 = 9_999_999_999;
 
 /// How `data.tar` is compressed (`control.tar` is always gzip).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     Gzip,
     Xz,
-}
-
-impl Compression {
-    fn member(self) -> &'static str {
-        match self {
-            Compression::Gzip => "data.tar.gz",
-            Compression::Xz => "data.tar.xz",
-        }
-    }
 }
 
 /// A directory on disk whose contents install at `install_path`.
@@ -89,7 +81,7 @@ pub struct DebSpec {
 }
 
 /// What was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DebStats {
     /// Bytes of the `.deb`.
     pub size: u64,
@@ -116,144 +108,107 @@ pub enum DebWriteError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot package {path}: it is a {kind}")]
-    SpecialFile { path: PathBuf, kind: &'static str },
-    #[error("{path} changed size while it was being packaged")]
-    Changed { path: PathBuf },
+    /// Something in a tree, an install path or the output path.
     #[error("cannot package {path}: {problem}")]
-    BadPath {
+    Path {
         path: PathBuf,
         problem: &'static str,
     },
-    #[error("two data directories both put `{path}` in the package")]
-    Duplicate { path: String },
-    #[error("control field `{field}`: {problem}")]
-    Control {
-        field: String,
-        problem: &'static str,
-    },
-    #[error("maintainer script `{name}`: {problem}")]
-    Script { name: String, problem: &'static str },
-    #[error("mtime {mtime} is past what tar and ar headers hold ({MAX_MTIME})")]
-    Mtime { mtime: u64 },
-    #[error("data member of {size} bytes is past the ar format's limit ({MAX_AR_MEMBER})")]
-    TooLarge { size: u64 },
+    /// A control field, a maintainer script, the mtime or a size limit.
+    #[error("{what}: {problem}")]
+    Spec { what: String, problem: &'static str },
 }
 
 impl DebWriteError {
-    pub fn hint(&self) -> Option<String> {
+    /// How to fix it, for the user.
+    pub fn hint(&self) -> Option<&'static str> {
         match self {
-            DebWriteError::SpecialFile { .. } => Some(
-                "a .deb holds only files, directories and symlinks; remove it from the tree (or create it in postinst)".into(),
-            ),
-            DebWriteError::Changed { .. } => {
-                Some("something is still writing into the tree; build again once it is done".into())
+            DebWriteError::Path { .. } => Some(HINT_PATH),
+            DebWriteError::Spec { .. } => {
+                Some("fix deploy.yml or the scripts in debian/, then build again")
             }
-            DebWriteError::Control { .. } | DebWriteError::Script { .. } => {
-                Some("fix the app's deploy.yml or debian/ directory and build again".into())
-            }
-            _ => None,
+            DebWriteError::Read { .. } | DebWriteError::Write { .. } => None,
         }
+    }
+
+    fn path(path: &Path, problem: &'static str) -> Self {
+        let path = path.to_path_buf();
+        DebWriteError::Path { path, problem }
+    }
+}
+
+fn read_err(path: &Path) -> impl FnOnce(io::Error) -> DebWriteError + '_ {
+    |source| DebWriteError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> DebWriteError + '_ {
+    |source| DebWriteError::Write {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
 /// Writes the package to a temporary file beside `out`, then renames it to
-/// `out`. Phases: check the spec, scan the trees (sorted, special files
-/// refused), write `data.tar` compressed to a second temporary file (hashing
-/// as it goes), build `control.tar.gz`, assemble the ar archive. On error
-/// nothing is left at `out` or beside it. No fsync: the file is rebuildable.
+/// `out`. Phases: check the spec; scan the trees (sorted, special files
+/// refused); write `data.tar`, compressed, to a second temporary file,
+/// hashing files as they stream; build `control.tar.gz`; assemble the ar
+/// archive. On error nothing is left at `out` or beside it. No fsync: the
+/// rename is for atomic visibility, and the file can be rebuilt.
 pub fn write_deb(spec: &DebSpec, out: &Path) -> Result<DebStats, DebWriteError> {
-    write_deb_in(spec, out, GZIP_CHUNK, XZ_BLOCK)
+    write_deb_in(spec, out, (GZIP_CHUNK, XZ_BLOCK))
 }
 
+/// [`write_deb`] with the gzip chunk and xz block sizes given (tests make them small).
 fn write_deb_in(
     spec: &DebSpec,
     out: &Path,
-    gzip_chunk: usize,
-    xz_block: u64,
+    sizes: (usize, u64),
 ) -> Result<DebStats, DebWriteError> {
     check_spec(spec)?;
     let entries = scan(spec)?;
-    let (data_tmp, data_file) = Scratch::beside(out, "data")?;
-    let sum = write_data(spec, &entries, data_file, &data_tmp.0, gzip_chunk, xz_block)?;
-    let control = control_tar_gz(spec, &sum).map_err(|source| write_err(&data_tmp.0, source))?;
-
-    let (deb_tmp, deb_file) = Scratch::beside(out, "deb")?;
-    let mut data = File::open(&data_tmp.0).map_err(|source| read_err(&data_tmp.0, source))?;
-    let data_len = data.metadata().map_err(|e| read_err(&data_tmp.0, e))?.len();
-    if data_len > MAX_AR_MEMBER {
-        return Err(DebWriteError::TooLarge { size: data_len });
-    }
-    let mut head = b"!<arch>\n".to_vec();
-    ar_member(&mut head, "debian-binary", spec.mtime, b"2.0\n");
-    ar_member(&mut head, "control.tar.gz", spec.mtime, &control);
-    head.extend(ar_header(spec.compression.member(), spec.mtime, data_len));
-    let size = assemble(deb_file, &head, &mut data, data_len)
-        .map_err(|source| write_err(&deb_tmp.0, source))?;
-    fs::rename(&deb_tmp.0, out).map_err(|source| write_err(out, source))?;
-    Ok(DebStats {
-        size,
-        installed_size_kib: sum.installed_kib,
-        files: sum.files,
-        elf_files: sum.elf,
-    })
-}
-
-/// The ar archive: `head` (members up to the data member's header), the data, padding.
-fn assemble(mut w: File, head: &[u8], data: &mut File, data_len: u64) -> io::Result<u64> {
-    w.write_all(head)?;
-    io::copy(data, &mut w)?; // copy_file_range on Linux
-    if data_len % 2 == 1 {
-        w.write_all(b"\n")?;
-    }
-    w.seek(io::SeekFrom::End(0))
+    let data = Scratch::beside(out, "data")?;
+    let (mut stats, md5sums) = write_data(spec, &entries, &data.0, sizes)?;
+    let deb = Scratch::beside(out, "deb")?;
+    stats.size = assemble(spec, &stats, &md5sums, &data.0, &deb.0)?;
+    fs::rename(&deb.0, out).map_err(write_err(out))?;
+    Ok(stats)
 }
 
 fn check_spec(spec: &DebSpec) -> Result<(), DebWriteError> {
+    let bad = |what: String, problem| Err(DebWriteError::Spec { what, problem });
     if spec.mtime > MAX_MTIME {
-        return Err(DebWriteError::Mtime { mtime: spec.mtime });
+        return bad(format!("mtime {}", spec.mtime), "past the year 2242");
     }
     for (field, value) in &spec.control {
-        let bad = |problem| DebWriteError::Control {
-            field: field.clone(),
-            problem,
-        };
-        if field.is_empty()
-            || field.starts_with(['#', '-'])
-            || !field.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-        {
-            return Err(bad(
-                "a field name is printable ASCII without `:`, not starting with `#` or `-`",
-            ));
+        let what = || format!("control field `{field}`");
+        let graphic = field.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if field.is_empty() || field.starts_with(['#', '-']) || !graphic {
+            return bad(what(), "not a valid field name");
         }
         if field.eq_ignore_ascii_case("Installed-Size") {
-            return Err(bad("the writer computes it; leave it out"));
+            return bad(what(), "the writer computes it; leave it out");
         }
-        if value
-            .split('\n')
-            .skip(1)
-            .any(|l| !l.starts_with([' ', '\t']) || l.trim().is_empty())
-        {
-            return Err(bad(
-                "continuation lines must start with a space and must not be empty (use ` .`)",
-            ));
+        let mut rest = value.split('\n').skip(1);
+        if rest.any(|l| !l.starts_with([' ', '\t']) || l.trim().is_empty()) {
+            return bad(
+                what(),
+                "continuation lines start with a space, blank ones are ` .`",
+            );
         }
     }
     for (i, (name, body)) in spec.scripts.iter().enumerate() {
-        let bad = |problem| DebWriteError::Script {
-            name: name.clone(),
-            problem,
-        };
+        let what = || format!("maintainer script `{name}`");
         if !SCRIPTS.contains(&name.as_str()) {
-            return Err(bad(
-                "only preinst, postinst, prerm and postrm are supported",
-            ));
+            return bad(what(), "not preinst, postinst, prerm or postrm");
         }
         if spec.scripts[..i].iter().any(|(n, _)| n == name) {
-            return Err(bad("given twice"));
+            return bad(what(), "given twice");
         }
         if !body.starts_with(b"#!") {
-            return Err(bad("must start with `#!` (dpkg executes it)"));
+            return bad(what(), "dpkg executes it, so it must start with `#!`");
         }
     }
     Ok(())
@@ -275,6 +230,27 @@ struct Entry {
     made_up: bool,
 }
 
+impl Entry {
+    fn new(path: Vec<u8>, kind: Kind, mode: u32, mtime: u64) -> Entry {
+        let made_up = false;
+        Entry {
+            path,
+            kind,
+            mode,
+            mtime,
+            made_up,
+        }
+    }
+
+    fn made_up(path: Vec<u8>, mtime: u64) -> Entry {
+        let made_up = true;
+        Entry {
+            made_up,
+            ..Entry::new(path, Kind::Dir, 0o755, mtime)
+        }
+    }
+}
+
 /// The installed path of an entry: `./a/b` is `/a/b`.
 fn installed(path: &[u8]) -> String {
     String::from_utf8_lossy(if path == b"." { b"/" } else { &path[1..] }).into_owned()
@@ -285,56 +261,41 @@ fn installed(path: &[u8]) -> String {
 fn scan(spec: &DebSpec) -> Result<Vec<Entry>, DebWriteError> {
     let mut entries = Vec::new();
     for dir in &spec.data {
-        let bad = |problem| DebWriteError::BadPath {
-            path: dir.install_path.clone(),
-            problem,
-        };
+        let bad = || DebWriteError::path(&dir.install_path, "not absolute and normal");
         let mut comps = dir.install_path.components();
         if comps.next() != Some(Component::RootDir) {
-            return Err(bad("an install path must be absolute"));
+            return Err(bad());
         }
         let mut base = b".".to_vec();
         for comp in comps {
             let Component::Normal(name) = comp else {
-                return Err(bad("an install path must not hold `.` or `..`"));
+                return Err(bad());
             };
-            entries.push(Entry {
-                path: base.clone(),
-                kind: Kind::Dir,
-                mode: 0o755,
-                mtime: spec.mtime,
-                made_up: true,
-            });
+            entries.push(Entry::made_up(base.clone(), spec.mtime));
             base.extend([b'/'].iter().chain(name.as_bytes()));
         }
-        for item in walkdir::WalkDir::new(&dir.source).follow_links(false) {
+        for item in WalkDir::new(&dir.source).follow_links(false) {
             let item = item.map_err(|e| {
                 let path = e.path().unwrap_or(&dir.source).to_path_buf();
-                read_err(&path, e.into())
+                read_err(&path)(e.into())
             })?;
-            let e = entry(&item, &dir.source, &base, spec.mtime)?;
-            if item.depth() == 0 && !matches!(e.kind, Kind::Dir) {
-                return Err(DebWriteError::BadPath {
-                    path: dir.source.clone(),
-                    problem: "a data source must be a directory",
-                });
-            }
-            entries.push(e);
+            entries.push(entry(&item, &dir.source, &base, spec.mtime)?);
         }
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut sorted: Vec<Entry> = Vec::with_capacity(entries.len());
     for e in entries {
         match sorted.last_mut() {
-            Some(last) if last.path == e.path => match (&last.kind, &e.kind) {
-                (Kind::Dir, Kind::Dir) if e.made_up => {}
-                (Kind::Dir, Kind::Dir) if last.made_up => *last = e,
-                _ => {
-                    return Err(DebWriteError::Duplicate {
-                        path: installed(&e.path),
-                    })
+            Some(last) if last.path == e.path => {
+                let dirs = matches!((&last.kind, &e.kind), (Kind::Dir, Kind::Dir));
+                if !dirs || !(last.made_up || e.made_up) {
+                    let path = PathBuf::from(installed(&e.path));
+                    return Err(DebWriteError::path(&path, "two data directories hold it"));
                 }
-            },
+                if last.made_up {
+                    *last = e;
+                }
+            }
             _ => sorted.push(e),
         }
     }
@@ -342,241 +303,176 @@ fn scan(spec: &DebSpec) -> Result<Vec<Entry>, DebWriteError> {
 }
 
 /// The entry for `item` of the tree at `root`, installed under `base`.
-fn entry(
-    item: &walkdir::DirEntry,
-    root: &Path,
-    base: &[u8],
-    clamp: u64,
-) -> Result<Entry, DebWriteError> {
+fn entry(item: &DirEntry, root: &Path, base: &[u8], clamp: u64) -> Result<Entry, DebWriteError> {
     let source = item.path();
-    // Not followed, except for the root itself (walkdir's `follow_root_links`).
-    let meta = item.metadata().map_err(|e| read_err(source, e.into()))?;
-    let special = |kind| DebWriteError::SpecialFile {
-        path: source.to_path_buf(),
-        kind,
-    };
+    let bad = |problem| Err(DebWriteError::path(source, problem));
+    // lstat, except for the root itself: walkdir follows a root symlink.
+    let meta = item.metadata().map_err(|e| read_err(source)(e.into()))?;
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
         Kind::Dir
+    } else if item.depth() == 0 {
+        return bad("a data source must be a directory");
     } else if ft.is_file() {
         Kind::File(meta.len(), source.to_path_buf())
     } else if ft.is_symlink() {
-        Kind::Symlink(
-            fs::read_link(source)
-                .map_err(|e| read_err(source, e))?
-                .into_os_string()
-                .into_vec(),
-        )
+        let target = fs::read_link(source).map_err(read_err(source))?;
+        Kind::Symlink(target.into_os_string().into_vec())
     } else if ft.is_fifo() {
-        return Err(special("named pipe (fifo)"));
+        return bad("it is a named pipe (fifo)");
     } else if ft.is_socket() {
-        return Err(special("socket"));
+        return bad("it is a socket");
     } else {
-        return Err(special("device file"));
+        return bad("it is a device file");
     };
+    let rel = source.strip_prefix(root).unwrap_or(Path::new(""));
+    let rel = rel.as_os_str().as_bytes();
     let mut path = base.to_vec();
-    for comp in source
-        .strip_prefix(root)
-        .unwrap_or(Path::new(""))
-        .components()
-    {
-        path.extend([b'/'].iter().chain(comp.as_os_str().as_bytes()));
+    if !rel.is_empty() {
+        path.extend([b'/'].iter().chain(rel));
     }
     if path.contains(&b'\n') {
-        return Err(DebWriteError::BadPath {
-            path: source.to_path_buf(),
-            problem: "a newline in a file name cannot be listed in md5sums",
-        });
+        return bad("md5sums cannot list a name with a newline");
     }
     let mtime = u64::try_from(meta.mtime()).unwrap_or(0).min(clamp);
-    Ok(Entry {
-        path,
-        kind,
-        mode: meta.mode() & 0o7777,
-        mtime,
-        made_up: false,
-    })
+    Ok(Entry::new(path, kind, meta.mode() & 0o7777, mtime))
 }
 
-/// What writing `data.tar` learned for the control member and the stats.
-struct DataSummary {
-    md5sums: Vec<u8>,
-    installed_kib: u64,
-    files: u64,
-    elf: Vec<String>,
-}
-
-fn write_data(
-    spec: &DebSpec,
-    entries: &[Entry],
-    file: File,
-    tmp: &Path,
-    gzip_chunk: usize,
-    xz_block: u64,
-) -> Result<DataSummary, DebWriteError> {
+/// Writes `data.tar` compressed to `tmp`; returns the stats so far and `md5sums`.
+fn write_data(spec: &DebSpec, entries: &[Entry], tmp: &Path, sizes: (usize, u64)) -> DataResult {
     let threads = match spec.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let setup = |e: String| write_err(tmp, io::Error::other(e));
-    let buffered = BufWriter::with_capacity(1 << 20, file);
+    let setup = |e: String| write_err(tmp)(io::Error::other(e));
+    let file = BufWriter::with_capacity(1 << 20, File::create(tmp).map_err(write_err(tmp))?);
     let (summary, finished) = match spec.compression {
         Compression::Gzip => {
             let mut z = ParCompressBuilder::<Gzip>::new()
                 .num_threads(threads)
-                .and_then(|b| b.buffer_size(gzip_chunk))
+                .and_then(|b| b.buffer_size(sizes.0))
                 .map_err(|e| setup(e.to_string()))?
                 .compression_level(gzp::Compression::new(GZIP_LEVEL))
-                .from_writer(buffered);
+                .from_writer(file);
             let summary = write_data_tar(entries, &mut z, tmp);
-            // Always finish: dropping an unfinished ParCompress panics on write errors.
+            // Always finish: dropping an unfinished ParCompress panics after a write error.
             let finished = z.finish().map_err(io::Error::other);
             (summary, finished.and_then(|mut w| w.flush()))
         }
         Compression::Xz => {
             let stream = MtStreamBuilder::new()
                 .threads(u32::try_from(threads).unwrap_or(u32::MAX))
-                .block_size(xz_block)
+                .block_size(sizes.1)
                 .preset(XZ_PRESET)
                 .check(Check::Crc64)
                 .encoder()
                 .map_err(|e| setup(e.to_string()))?;
-            let mut z = XzEncoder::new_stream(buffered, stream);
+            let mut z = XzEncoder::new_stream(file, stream);
             let summary = write_data_tar(entries, &mut z, tmp);
             (summary, z.finish().and_then(|mut w| w.flush()))
         }
     };
     let summary = summary?;
-    finished.map_err(|source| write_err(tmp, source))?;
+    finished.map_err(write_err(tmp))?;
     Ok(summary)
 }
 
-fn write_data_tar<W: Write>(
-    entries: &[Entry],
-    w: &mut W,
-    tmp: &Path,
-) -> Result<DataSummary, DebWriteError> {
-    let mut sum = DataSummary {
-        md5sums: Vec::new(),
-        installed_kib: 0,
-        files: 0,
-        elf: Vec::new(),
-    };
+type SizeResult = Result<u64, DebWriteError>;
+type DataResult = Result<(DebStats, Vec<u8>), DebWriteError>;
+
+fn write_data_tar(entries: &[Entry], w: &mut impl Write, tmp: &Path) -> DataResult {
+    let (mut sum, mut md5sums) = (DebStats::default(), Vec::new());
     let mut buf = vec![0u8; 1 << 20];
-    let werr = |source| write_err(tmp, source);
     for e in entries {
-        let mut name = e.path.clone();
-        if matches!(e.kind, Kind::Dir) {
-            name.push(b'/');
-        }
-        match &e.kind {
+        let (kind, name, link, size) = match &e.kind {
+            Kind::Dir => (T::Directory, [&e.path[..], b"/"].concat(), &b""[..], 0),
+            Kind::File(size, _) => (T::Regular, e.path.clone(), &b""[..], *size),
+            Kind::Symlink(target) => (T::Symlink, e.path.clone(), &target[..], 0),
+        };
+        tar_header(w, &name, link, kind, e.mode, size, e.mtime).map_err(write_err(tmp))?;
+        sum.installed_size_kib += match &e.kind {
+            Kind::Dir => 1,
+            Kind::Symlink(target) => (target.len() as u64).div_ceil(1024).max(1),
             Kind::File(size, source) => {
-                tar_header(w, &name, b"", EntryType::Regular, e.mode, *size, e.mtime)
-                    .map_err(werr)?;
                 let (md5, head) = copy_file(source, *size, w, &mut buf, tmp)?;
-                pad(w, *size).map_err(werr)?;
-                sum.md5sums.extend(
-                    format!("{}  ", hex::encode(md5))
-                        .bytes()
-                        .chain(e.path[2..].iter().copied()),
-                );
-                sum.md5sums.push(b'\n');
-                sum.installed_kib += size.div_ceil(1024).max(1);
+                pad(w, *size).map_err(write_err(tmp))?;
+                // Sorted like the entries: every path shares the `./` prefix.
+                md5sums.extend(format!("{}  ", hex::encode(md5)).as_bytes());
+                md5sums.extend(&e.path[2..]);
+                md5sums.push(b'\n');
                 sum.files += 1;
                 if head == *b"\x7fELF" {
-                    sum.elf.push(installed(&e.path));
+                    sum.elf_files.push(installed(&e.path));
                 }
+                size.div_ceil(1024).max(1)
             }
-            Kind::Symlink(target) => {
-                tar_header(w, &name, target, EntryType::Symlink, e.mode, 0, e.mtime)
-                    .map_err(werr)?;
-                sum.installed_kib += (target.len() as u64).div_ceil(1024).max(1);
-            }
-            Kind::Dir => {
-                tar_header(w, &name, b"", EntryType::Directory, e.mode, 0, e.mtime)
-                    .map_err(werr)?;
-                sum.installed_kib += 1;
-            }
-        }
+        };
     }
-    w.write_all(&[0; 1024]).map_err(werr)?;
-    // Entries are sorted, so md5sums lines are too (same order after `./`).
-    Ok(sum)
+    w.write_all(&[0; 1024]).map_err(write_err(tmp))?;
+    Ok((sum, md5sums))
 }
 
 /// Streams `size` bytes of `source` into `w`; returns their MD5 and first 4 bytes.
-fn copy_file<W: Write>(
+fn copy_file(
     source: &Path,
     size: u64,
-    w: &mut W,
+    w: &mut impl Write,
     buf: &mut [u8],
     tmp: &Path,
 ) -> Result<([u8; 16], [u8; 4]), DebWriteError> {
-    let mut f = File::open(source).map_err(|e| read_err(source, e))?;
-    let (mut md5, mut head, mut done) = (Md5::new(), [0u8; 4], 0u64);
+    let changed = || Err(DebWriteError::path(source, "it changed while being read"));
+    let mut f = File::open(source).map_err(read_err(source))?;
+    let (mut md5, mut head, mut done) = (Md5::new(), [0u8; 4], 0usize);
     loop {
         let n = match f.read(buf) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(source, e)),
+            Err(e) => return Err(read_err(source)(e)),
         };
-        if n == 0 {
-            break;
-        }
-        if done + n as u64 > size {
-            return Err(DebWriteError::Changed {
-                path: source.to_path_buf(),
-            });
+        if (done + n) as u64 > size {
+            return changed();
         }
         if done < 4 {
-            let k = (4 - done as usize).min(n);
-            head[done as usize..done as usize + k].copy_from_slice(&buf[..k]);
+            let k = (4 - done).min(n);
+            head[done..done + k].copy_from_slice(&buf[..k]);
         }
         md5.update(&buf[..n]);
-        w.write_all(&buf[..n]).map_err(|e| write_err(tmp, e))?;
-        done += n as u64;
+        w.write_all(&buf[..n]).map_err(write_err(tmp))?;
+        done += n;
     }
-    if done != size {
-        return Err(DebWriteError::Changed {
-            path: source.to_path_buf(),
-        });
+    if done as u64 != size {
+        return changed();
     }
     Ok((md5.finalize().into(), head))
 }
 
-/// One GNU tar header, preceded by `././@LongLink` entries ('L' for the
-/// name, 'K' for the link target) when either is over 100 bytes, as GNU tar
-/// does. The name bytes are written as given (the tar crate's `set_path`
-/// would drop the `./` prefix of short names but not of long ones).
+/// One GNU tar header, root:root, preceded by a `././@LongLink` entry ('L'
+/// for the name, 'K' for the link target) for each over 100 bytes, as GNU
+/// tar does. Names are written as given: the tar crate's `set_path` drops
+/// the `./` of short names (but not of long ones), and dpkg-deb keeps it.
 fn tar_header(
     w: &mut impl Write,
     name: &[u8],
     link: &[u8],
-    kind: EntryType,
+    kind: T,
     mode: u32,
     size: u64,
     mtime: u64,
 ) -> io::Result<()> {
-    for (long, flag) in [(name, b'L'), (link, b'K')] {
+    for (long, kind) in [(name, T::GNULongName), (link, T::GNULongLink)] {
         if long.len() > 100 {
             let data = [long, b"\0"].concat();
-            tar_header(
-                w,
-                b"././@LongLink",
-                b"",
-                EntryType::new(flag),
-                0o644,
-                data.len() as u64,
-                0,
-            )?;
+            let len = data.len() as u64;
+            tar_header(w, b"././@LongLink", b"", kind, 0o644, len, 0)?;
             w.write_all(&data)?;
-            pad(w, data.len() as u64)?;
+            pad(w, len)?;
         }
     }
     let mut h = Header::new_gnu();
-    let old = h.as_old_mut();
-    old.name[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    old.linkname[..link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
+    let (n, l) = (name.len().min(100), link.len().min(100));
+    h.as_old_mut().name[..n].copy_from_slice(&name[..n]);
+    h.as_old_mut().linkname[..l].copy_from_slice(&link[..l]);
     h.set_entry_type(kind);
     h.set_mode(mode);
     h.set_uid(0);
@@ -590,127 +486,118 @@ fn tar_header(
 }
 
 fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {
-    let rest = (512 - len % 512) % 512;
-    w.write_all(&[0; 512][..rest as usize])
+    w.write_all(&[0; 512][..((512 - len % 512) % 512) as usize])
 }
 
 /// `control.tar.gz`: `./`, `./control`, `./md5sums` and the scripts, sorted.
-fn control_tar_gz(spec: &DebSpec, sum: &DataSummary) -> io::Result<Vec<u8>> {
-    let size = sum.installed_kib.to_string();
-    let mut fields: Vec<(&str, &str)> = spec
-        .control
-        .iter()
-        .map(|(f, v)| (f.as_str(), v.as_str()))
-        .collect();
-    let at = fields
-        .iter()
-        .position(|(f, _)| {
-            AFTER_INSTALLED_SIZE
-                .split_whitespace()
-                .any(|a| a.eq_ignore_ascii_case(f))
-        })
-        .unwrap_or(fields.len());
-    fields.insert(at, ("Installed-Size", &size));
-    let control: String = fields.iter().map(|(f, v)| format!("{f}: {v}\n")).collect();
-    let mut members: Vec<(&str, &[u8], u32)> = vec![
+fn control_tar_gz(spec: &DebSpec, kib: u64, md5sums: &[u8]) -> io::Result<Vec<u8>> {
+    let mut control = String::new();
+    let after = |f: &str| {
+        AFTER_INSTALLED_SIZE
+            .split(' ')
+            .any(|a| a.eq_ignore_ascii_case(f))
+    };
+    let at = spec.control.iter().position(|(f, _)| after(f));
+    for (i, (field, value)) in spec.control.iter().enumerate() {
+        if at == Some(i) {
+            control.push_str(&format!("Installed-Size: {kib}\n"));
+        }
+        control.push_str(&format!("{field}: {value}\n"));
+    }
+    if at.is_none() {
+        control.push_str(&format!("Installed-Size: {kib}\n"));
+    }
+    let mut members = vec![
         ("control", control.as_bytes(), 0o644),
-        ("md5sums", &sum.md5sums, 0o644),
+        ("md5sums", md5sums, 0o644),
     ];
     members.extend(
         spec.scripts
             .iter()
-            .map(|(n, body)| (n.as_str(), body.as_slice(), 0o755)),
+            .map(|(n, b)| (n.as_str(), &b[..], 0o755)),
     );
     members.sort_by_key(|m| m.0);
 
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
-    tar_header(
-        &mut gz,
-        b"./",
-        b"",
-        EntryType::Directory,
-        0o755,
-        0,
-        spec.mtime,
-    )?;
+    let (mtime, level) = (spec.mtime, flate2::Compression::new(GZIP_LEVEL));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), level);
+    tar_header(&mut gz, b"./", b"", T::Directory, 0o755, 0, mtime)?;
     for (name, body, mode) in members {
-        let name = format!("./{name}");
-        tar_header(
-            &mut gz,
-            name.as_bytes(),
-            b"",
-            EntryType::Regular,
-            mode,
-            body.len() as u64,
-            spec.mtime,
-        )?;
+        let (name, len) = (format!("./{name}"), body.len() as u64);
+        tar_header(&mut gz, name.as_bytes(), b"", T::Regular, mode, len, mtime)?;
         gz.write_all(body)?;
-        pad(&mut gz, body.len() as u64)?;
+        pad(&mut gz, len)?;
     }
     gz.write_all(&[0; 1024])?;
     gz.finish()
 }
 
-/// An ar member header as dpkg-deb writes it: uid/gid 0, mode 100644.
-fn ar_header(name: &str, mtime: u64, size: u64) -> Vec<u8> {
-    format!(
-        "{name:<16}{mtime:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
-        0, 0, 100644
-    )
-    .into_bytes()
-}
-
-fn ar_member(out: &mut Vec<u8>, name: &str, mtime: u64, data: &[u8]) {
-    out.extend(ar_header(name, mtime, data.len() as u64));
-    out.extend(data);
-    if data.len() % 2 == 1 {
-        out.push(b'\n');
+/// The ar archive as dpkg-deb writes it: `debian-binary`, `control.tar.gz`,
+/// the data member; headers with the mtime, uid/gid 0, mode 100644.
+fn assemble(
+    spec: &DebSpec,
+    stats: &DebStats,
+    md5sums: &[u8],
+    data: &Path,
+    deb: &Path,
+) -> SizeResult {
+    let control = control_tar_gz(spec, stats.installed_size_kib, md5sums);
+    let control = control.map_err(write_err(deb))?;
+    let mut data_file = File::open(data).map_err(read_err(data))?;
+    let data_len = data_file.metadata().map_err(read_err(data))?.len();
+    if data_len > 9_999_999_999 {
+        let what = format!("data.tar of {data_len} bytes");
+        return Err(DebWriteError::Spec {
+            what,
+            problem: "too large for ar",
+        });
     }
-}
-
-fn read_err(path: &Path, source: io::Error) -> DebWriteError {
-    DebWriteError::Read {
-        path: path.to_path_buf(),
-        source,
+    let mtime = spec.mtime;
+    let ar_header =
+        |name: &str, size: u64| format!("{name:<16}{mtime:<12}0     0     100644  {size:<10}`\n");
+    let mut head = b"!<arch>\n".to_vec();
+    for (name, body) in [
+        ("debian-binary", &b"2.0\n"[..]),
+        ("control.tar.gz", &control),
+    ] {
+        head.extend(ar_header(name, body.len() as u64).as_bytes());
+        head.extend(body);
+        head.extend(&b"\n"[..body.len() % 2]);
     }
+    let member = match spec.compression {
+        Compression::Gzip => "data.tar.gz",
+        Compression::Xz => "data.tar.xz",
+    };
+    head.extend(ar_header(member, data_len).as_bytes());
+    let mut write = || -> io::Result<u64> {
+        let mut w = File::create(deb)?;
+        w.write_all(&head)?;
+        io::copy(&mut data_file, &mut w)?; // copy_file_range on Linux
+        w.write_all(&b"\n"[..(data_len % 2) as usize])?;
+        w.stream_position()
+    };
+    write().map_err(write_err(deb))
 }
 
-fn write_err(path: &Path, source: io::Error) -> DebWriteError {
-    DebWriteError::Write {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// A temporary file beside the output, removed on drop unless renamed away.
+/// A temporary file beside the output, removed on drop (a no-op once renamed).
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn beside(out: &Path, what: &str) -> Result<(Scratch, File), DebWriteError> {
+    fn beside(out: &Path, what: &str) -> Result<Scratch, DebWriteError> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name = out.file_name().ok_or_else(|| DebWriteError::BadPath {
-            path: out.to_path_buf(),
-            problem: "the output path names no file",
-        })?;
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = format!(
-            ".{}.{what}.{}-{seq}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        );
-        let path = out.with_file_name(tmp);
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path);
-        let file = file.map_err(|source| write_err(&path, source))?;
-        Ok((Scratch(path), file))
+        let Some(name) = out.file_name() else {
+            return Err(DebWriteError::path(out, "the output path names no file"));
+        };
+        let (pid, seq) = (std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!(".{}.{what}.{pid}-{seq}.tmp", name.to_string_lossy());
+        let path = out.with_file_name(name);
+        let created = File::options().write(true).create_new(true).open(&path);
+        created.map_err(write_err(&path))?;
+        Ok(Scratch(path))
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0); // already gone once renamed
+        let _ = fs::remove_file(&self.0);
     }
 }

@@ -128,6 +128,8 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<crate::build::BuildError>() {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<crate::http_client::HttpError>() {
+            e.hint()
         } else if let Some(e) = cause.downcast_ref::<crate::build::deploy::DeployError>() {
             e.hint()
         } else {
