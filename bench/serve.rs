@@ -1215,7 +1215,13 @@ fn main() -> Result<()> {
         out += &format!("  {:<10}{v}\n", cmd[0]);
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    out += &format!("  {cpus} CPUs; load average before: {}\n", load_average());
+    let load = load_average();
+    out += &format!("  {cpus} CPUs; load average before: {load}\n");
+    let busy = load.split(' ').next().and_then(|l| l.parse::<f64>().ok());
+    if busy.is_some_and(|l| l >= cpus as f64 / 2.0) {
+        out += "  (the machine is busy with other work: absolute figures are noisy; the \
+                alternated ratios less so)\n";
+    }
     print!("{out}");
     if o.uploads {
         let corpus = upload_corpus(&o)?;

@@ -601,3 +601,290 @@ impl Drop for Scratch {
         let _ = fs::remove_file(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngCore;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::process::Command;
+
+    const MTIME: u64 = 1_700_000_000; // 2023-11-14 22:13 UTC
+
+    /// Files, an executable, an ELF file, symlinks (one with a 118-byte
+    /// target), an empty dir, a 130-byte path, 1.5 MB of random bytes.
+    fn tree(root: &Path) -> String {
+        let long = "long-directory-name-".repeat(5);
+        fs::create_dir_all(root.join("empty")).unwrap();
+        fs::create_dir_all(root.join(format!("lib/{long}"))).unwrap();
+        fs::create_dir_all(root.join("bin")).unwrap();
+        let files: [(&str, &[u8], u32); 4] = [
+            ("README", b"hello\n", 0o644),
+            ("bin/tool", b"#!/bin/sh\necho hi\n", 0o755),
+            ("lib/fake.so", b"\x7fELF\x02\x01\x01 not really", 0o600),
+            (&format!("lib/{long}/module.py"), b"x = 1\n", 0o644),
+        ];
+        for (name, body, mode) in files {
+            fs::write(root.join(name), body).unwrap();
+            fs::set_permissions(root.join(name), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let mut big = vec![0u8; 1_500_000];
+        rand::thread_rng().fill_bytes(&mut big);
+        fs::write(root.join("big.bin"), big).unwrap();
+        symlink("tool", root.join("bin/python")).unwrap();
+        symlink(format!("../lib/{long}/module.py"), root.join("bin/long")).unwrap();
+        long
+    }
+
+    fn spec(source: &Path, compression: Compression, threads: usize) -> DebSpec {
+        let control = [
+            ("Package", "vrmd-test"),
+            ("Version", "7"),
+            ("Architecture", "all"),
+            ("Maintainer", "Ops <ops@example.com>"),
+            ("Depends", "python3"),
+            ("Description", "Branch: main Commit: abc1234\n second line"),
+        ];
+        DebSpec {
+            control: control
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .to_vec(),
+            scripts: vec![("postinst".into(), b"#!/bin/sh\nexit 0\n".to_vec())],
+            data: vec![DataDir {
+                source: source.into(),
+                install_path: "/vrmd/test".into(),
+            }],
+            mtime: MTIME,
+            compression,
+            threads,
+        }
+    }
+
+    fn run(args: &[&str]) -> Vec<u8> {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn text(args: &[&str]) -> String {
+        String::from_utf8(run(args)).unwrap()
+    }
+
+    #[test]
+    fn dpkg_deb_reads_what_we_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let long = tree(&src);
+        // dpkg-gencontrol's sum, counted here from the tree: ./ and ./vrmd/ are 1 each.
+        let mut kib = 2;
+        for e in WalkDir::new(&src) {
+            let meta = e.unwrap().metadata().unwrap();
+            kib += if meta.is_dir() {
+                1
+            } else {
+                meta.len().div_ceil(1024).max(1)
+            };
+        }
+        for compression in [Compression::Gzip, Compression::Xz] {
+            let deb = dir.path().join(format!("{compression:?}.deb"));
+            let stats = write_deb(&spec(&src, compression, 2), &deb).unwrap();
+            let d = deb.to_str().unwrap();
+            let bytes = fs::read(&deb).unwrap();
+            let ar = b"!<arch>\ndebian-binary   1700000000  0     0     100644  4         `\n2.0\n";
+            assert!(bytes.starts_with(ar));
+            let member = format!(
+                "{:<16}1700000000  0     0     100644  ",
+                compression_member(compression)
+            );
+            assert!(bytes.windows(member.len()).any(|w| w == member.as_bytes()));
+            assert_eq!(stats.size, bytes.len() as u64);
+            assert_eq!((stats.installed_size_kib, stats.files), (kib, 5));
+            assert_eq!(stats.elf_files, ["/vrmd/test/lib/fake.so"]);
+
+            let info = text(&["dpkg-deb", "--info", d]);
+            assert!(
+                info.contains(" Package: vrmd-test\n") && info.contains(" *  postinst "),
+                "{info}"
+            );
+            let fields = text(&["dpkg-deb", "--field", d]);
+            let expect =
+                format!("Ops <ops@example.com>\nInstalled-Size: {kib}\nDepends: python3\n");
+            assert!(fields.contains(&expect), "{fields}");
+            assert_eq!(
+                text(&["dpkg-deb", "--field", d, "Installed-Size"]),
+                format!("{kib}\n")
+            );
+
+            let listing = text(&["dpkg-deb", "--contents", d]);
+            let mut names = Vec::new();
+            for line in listing.lines() {
+                let (meta, name) = line.split_once(" 2023-11-14 22:13 ").unwrap();
+                assert!(meta.contains(" root/root "), "{line}");
+                names.push(name.split(" -> ").next().unwrap().trim_end_matches('/'));
+            }
+            assert!(names.windows(2).all(|w| w[0] < w[1]), "{listing}");
+            assert_eq!(
+                names[..4],
+                [".", "./vrmd", "./vrmd/test", "./vrmd/test/README"]
+            );
+            for want in [
+                "-rwxr-xr-x root/root        18 2023-11-14 22:13 ./vrmd/test/bin/tool\n",
+                "-rw------- root/root        18 2023-11-14 22:13 ./vrmd/test/lib/fake.so\n",
+                "lrwxrwxrwx root/root         0 2023-11-14 22:13 ./vrmd/test/bin/python -> tool\n",
+                "drwxr-xr-x root/root         0 2023-11-14 22:13 ./vrmd/test/empty/\n",
+                &format!(" ./vrmd/test/bin/long -> ../lib/{long}/module.py\n"),
+                &format!(" ./vrmd/test/lib/{long}/module.py\n"),
+            ] {
+                assert!(listing.contains(want), "{want} not in\n{listing}");
+            }
+
+            // Raw tar: GNU headers only, long names as 'L'/'K' entries, never PAX.
+            let tar = run(&["dpkg-deb", "--fsys-tarfile", d]);
+            let (mut at, mut flags) = (0, String::new());
+            while tar[at..at + 512].iter().any(|b| *b != 0) {
+                let h = &tar[at..at + 512];
+                assert_eq!(&h[257..265], b"ustar  \0");
+                flags.push(h[156] as char);
+                let size =
+                    u64::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap(), 8).unwrap();
+                at += 512 + size.div_ceil(512) as usize * 512;
+            }
+            assert_eq!(flags.matches('L').count(), 2, "{flags}"); // the dir and the file
+            assert_eq!(flags.matches('K').count(), 1, "{flags}");
+            assert!(flags.chars().all(|c| "025LK".contains(c)), "{flags}");
+
+            let x = dir.path().join(format!("x-{compression:?}"));
+            text(&["dpkg-deb", "-x", d, x.to_str().unwrap()]);
+            text(&["dpkg-deb", "-e", d, x.join("DEBIAN").to_str().unwrap()]);
+            for e in WalkDir::new(&src) {
+                let e = e.unwrap();
+                let got = x
+                    .join("vrmd/test")
+                    .join(e.path().strip_prefix(&src).unwrap());
+                let (want, meta) = (e.metadata().unwrap(), fs::symlink_metadata(&got).unwrap());
+                assert_eq!(want.mode(), meta.mode(), "{}", got.display());
+                if want.is_symlink() {
+                    assert_eq!(
+                        fs::read_link(e.path()).unwrap(),
+                        fs::read_link(&got).unwrap()
+                    );
+                } else if want.is_file() {
+                    assert_eq!(fs::read(e.path()).unwrap(), fs::read(&got).unwrap());
+                }
+            }
+            let md5sums = fs::read_to_string(x.join("DEBIAN/md5sums")).unwrap();
+            let lines: Vec<_> = md5sums.lines().collect();
+            assert_eq!(lines.len(), 5);
+            assert!(
+                lines.windows(2).all(|w| w[0][34..] < w[1][34..]),
+                "{md5sums}"
+            );
+            for line in lines {
+                let (sum, path) = line.split_once("  ").unwrap();
+                assert!(path.starts_with("vrmd/test/"), "{line}");
+                assert_eq!(
+                    sum,
+                    hex::encode(Md5::digest(fs::read(x.join(path)).unwrap()))
+                );
+            }
+            let postinst = fs::metadata(x.join("DEBIAN/postinst")).unwrap();
+            assert_eq!(postinst.mode() & 0o777, 0o755);
+        }
+    }
+
+    fn compression_member(c: Compression) -> &'static str {
+        match c {
+            Compression::Gzip => "data.tar.gz",
+            Compression::Xz => "data.tar.xz",
+        }
+    }
+
+    #[test]
+    fn same_input_gives_same_bytes_with_any_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        tree(&src);
+        for compression in [Compression::Gzip, Compression::Xz] {
+            let mut outputs = Vec::new();
+            // Small pieces so that 1.5 MB spans many gzip chunks and xz blocks.
+            for (threads, sizes) in [
+                (1, (64 << 10, 256 << 10)),
+                (4, (64 << 10, 256 << 10)),
+                (1, (64 << 10, 256 << 10)),
+            ] {
+                let out = dir.path().join(format!("{compression:?}-{threads}.deb"));
+                write_deb_in(&spec(&src, compression, threads), &out, sizes).unwrap();
+                outputs.push(fs::read(&out).unwrap());
+            }
+            for threads in [0, 3] {
+                let out = dir
+                    .path()
+                    .join(format!("{compression:?}-default-{threads}.deb"));
+                write_deb(&spec(&src, compression, threads), &out).unwrap();
+                outputs.push(fs::read(&out).unwrap());
+            }
+            assert!(
+                outputs[0] == outputs[1] && outputs[1] == outputs[2],
+                "{compression:?}"
+            );
+            assert!(outputs[3] == outputs[4], "{compression:?}");
+        }
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn a_socket_is_refused_by_name_and_nothing_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        tree(&src);
+        let _listener = std::os::unix::net::UnixListener::bind(src.join("bin/agent.sock")).unwrap();
+        let out = dir.path().join("out.deb");
+        let err = write_deb(&spec(&src, Compression::Gzip, 1), &out).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot package {}: it is a socket",
+                src.join("bin/agent.sock").display()
+            )
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["src"]);
+    }
+
+    #[test]
+    fn bad_fields_and_scripts_are_refused_before_any_work() {
+        let mut s = spec(Path::new("/nonexistent"), Compression::Xz, 1);
+        s.control.push(("Installed-Size".into(), "1".into()));
+        let err = write_deb(&s, Path::new("/nonexistent/x.deb")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("control field `Installed-Size`"),
+            "{err}"
+        );
+        let mut s = spec(Path::new("/nonexistent"), Compression::Xz, 1);
+        s.scripts.push(("control".into(), b"#!/bin/sh\n".to_vec()));
+        let err = write_deb(&s, Path::new("/nonexistent/x.deb")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("maintainer script `control`"),
+            "{err}"
+        );
+    }
+}

@@ -101,6 +101,9 @@ fn owner(path: &Path) -> Option<String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.lines().next()?;
     let package = first.split(':').next()?.trim();
+    // python3.11-minimal owns the binary, but a venv needs the whole
+    // standard library: depend on python3.11.
+    let package = package.strip_suffix("-minimal").unwrap_or(package);
     (!package.is_empty()).then(|| package.to_string())
 }
 
@@ -118,7 +121,8 @@ mod tests {
     #[test]
     fn this_hosts_python_is_owned_by_a_debian_package() {
         let python = interpreter("3", false).unwrap();
-        assert!(python.package.unwrap().starts_with("python3"));
+        let package = python.package.unwrap();
+        assert!(package.starts_with("python3") && !package.ends_with("-minimal"), "{package}");
         assert!(interpreter("2.4", false).is_err());
     }
 }

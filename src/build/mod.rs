@@ -257,11 +257,7 @@ impl Made<'_> {
         clock.done("run the pipeline");
         venv::add_path_file(&venv_dir, &deploy.app_name, &app_copy)?;
         if app_copy.join("pyproject.toml").exists() || app_copy.join("setup.py").exists() {
-            venv::pip_install(
-                &venv_dir,
-                &["--no-deps".as_ref(), app_copy.as_os_str()],
-                &options.pip,
-            )?;
+            venv::install_project(&venv_dir, &app_copy, &options.pip)?;
         }
         clock.done("install the app");
         if let Err(e) = venv::compile_bytecode(&python.path, &venv_dir) {

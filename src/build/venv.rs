@@ -66,6 +66,22 @@ pub fn pip_install(
     run("install the requirements", command.args(args))
 }
 
+/// Installs the app itself (its console scripts land in bin/), then
+/// removes what the build left in its copy (`build/`, `*.egg-info`).
+pub fn install_project(venv: &Path, project: &Path, pip: &PipOptions) -> Result<(), BuildError> {
+    let names = |dir: &Path| -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
+    let before = names(project);
+    pip_install(venv, &["--no-deps".as_ref(), project.as_os_str()], pip)?;
+    for name in names(project).into_iter().filter(|n| !before.contains(n)) {
+        let _ = std::fs::remove_dir_all(project.join(&name));
+    }
+    Ok(())
+}
+
 /// The site-packages directory of the venv (`lib/python3.X/site-packages`).
 pub fn site_packages(venv: &Path) -> Result<PathBuf, BuildError> {
     let lib = venv.join("lib");
