@@ -4,9 +4,10 @@
 //!
 //! 1. Uploads: N synthetic .debs (3 in 4 of 100-600 KB, the others of a few KB) are PUT
 //!    to `/api/v1/dists/trusty/components/dev/packages` by 1 and by 16 concurrent clients
-//!    (raw HTTP/1.1 on keep-alive connections, bodies from memory), each run on a fresh
-//!    repository: packages/s and MB/s until the last upload is acknowledged, the time until
-//!    the served Packages.gz lists them all, and how many publishes the group commit made.
+//!    (raw HTTP/1.1 on keep-alive connections, bodies from memory), 3 runs each, every run
+//!    on a fresh repository: packages/s and MB/s until the last upload is acknowledged, the
+//!    time until the served Packages.gz lists them all, and how many publishes the group
+//!    commit made.
 //! 2. Static tree: one repository of 5,000 packages; `wrk` fetches Packages.gz, one pool
 //!    .deb and InRelease from `repoctl serve` and from nginx serving the same `public/`,
 //!    alternating over several rounds so that noise hits both; requests/s, MB/s and the
@@ -28,8 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: cargo bench --bench serve -- [--parts uploads,static] \
-[--uploads 400] [--upload-runs 3] [--clients 1,16] [--packages 5000] [--pool-kb 1024] [--rounds 5] \
-[--duration 10] [--connections 32] [--threads 2] [--work DIR] [--repoctl PATH] [--no-save]";
+[--uploads 400] [--upload-runs 3] [--clients 1,16] [--packages 5000] [--pool-kb 1024] \
+[--rounds 5] [--duration 10] [--connections 32] [--threads 2] [--work DIR] [--repoctl PATH] \
+[--no-save]";
 /// Bump when the generated corpora change, so that cached ones are made again.
 const CORPUS_FORMAT: u32 = 1;
 const MTIME: u64 = 1_700_000_000;

@@ -172,7 +172,9 @@ fn write_deb_in(
     let data = Scratch::beside(out, "data")?;
     let (mut stats, md5sums) = write_data(spec, &entries, &data.0, sizes)?;
     let deb = Scratch::beside(out, "deb")?;
-    stats.size = assemble(spec, &stats, &md5sums, &data.0, &deb.0)?;
+    let control = control_tar_gz(spec, stats.installed_size_kib, &md5sums);
+    let control = control.map_err(write_err(&deb.0))?;
+    stats.size = assemble(spec, &control, &data.0, &deb.0)?;
     fs::rename(&deb.0, out).map_err(write_err(out))?;
     Ok(stats)
 }
@@ -377,7 +379,7 @@ fn write_data(spec: &DebSpec, entries: &[Entry], tmp: &Path, sizes: (usize, u64)
     Ok(summary)
 }
 
-type SizeResult = Result<u64, DebWriteError>;
+type Copied = Result<([u8; 16], [u8; 4]), DebWriteError>;
 type DataResult = Result<(DebStats, Vec<u8>), DebWriteError>;
 
 fn write_data_tar(entries: &[Entry], w: &mut impl Write, tmp: &Path) -> DataResult {
@@ -413,13 +415,7 @@ fn write_data_tar(entries: &[Entry], w: &mut impl Write, tmp: &Path) -> DataResu
 }
 
 /// Streams `size` bytes of `source` into `w`; returns their MD5 and first 4 bytes.
-fn copy_file(
-    source: &Path,
-    size: u64,
-    w: &mut impl Write,
-    buf: &mut [u8],
-    tmp: &Path,
-) -> Result<([u8; 16], [u8; 4]), DebWriteError> {
+fn copy_file(source: &Path, size: u64, w: &mut impl Write, buf: &mut [u8], tmp: &Path) -> Copied {
     let changed = || Err(DebWriteError::path(source, "it changed while being read"));
     let mut f = File::open(source).map_err(read_err(source))?;
     let (mut md5, mut head, mut done) = (Md5::new(), [0u8; 4], 0usize);
@@ -533,22 +529,14 @@ fn control_tar_gz(spec: &DebSpec, kib: u64, md5sums: &[u8]) -> io::Result<Vec<u8
 
 /// The ar archive as dpkg-deb writes it: `debian-binary`, `control.tar.gz`,
 /// the data member; headers with the mtime, uid/gid 0, mode 100644.
-fn assemble(
-    spec: &DebSpec,
-    stats: &DebStats,
-    md5sums: &[u8],
-    data: &Path,
-    deb: &Path,
-) -> SizeResult {
-    let control = control_tar_gz(spec, stats.installed_size_kib, md5sums);
-    let control = control.map_err(write_err(deb))?;
+fn assemble(spec: &DebSpec, control: &[u8], data: &Path, deb: &Path) -> Result<u64, DebWriteError> {
     let mut data_file = File::open(data).map_err(read_err(data))?;
     let data_len = data_file.metadata().map_err(read_err(data))?.len();
     if data_len > 9_999_999_999 {
         let what = format!("data.tar of {data_len} bytes");
         return Err(DebWriteError::Spec {
             what,
-            problem: "too large for ar",
+            problem: "too large",
         });
     }
     let mtime = spec.mtime;
@@ -557,7 +545,7 @@ fn assemble(
     let mut head = b"!<arch>\n".to_vec();
     for (name, body) in [
         ("debian-binary", &b"2.0\n"[..]),
-        ("control.tar.gz", &control),
+        ("control.tar.gz", control),
     ] {
         head.extend(ar_header(name, body.len() as u64).as_bytes());
         head.extend(body);
@@ -645,15 +633,19 @@ mod tests {
             ("Depends", "python3"),
             ("Description", "Branch: main Commit: abc1234\n second line"),
         ];
+        let control = control
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .to_vec();
+        let scripts = vec![("postinst".into(), b"#!/bin/sh\nexit 0\n".to_vec())];
+        let (source, install_path) = (source.into(), "/vrmd/test".into());
+        let data = vec![DataDir {
+            source,
+            install_path,
+        }];
         DebSpec {
-            control: control
-                .map(|(f, v)| (f.to_string(), v.to_string()))
-                .to_vec(),
-            scripts: vec![("postinst".into(), b"#!/bin/sh\nexit 0\n".to_vec())],
-            data: vec![DataDir {
-                source: source.into(),
-                install_path: "/vrmd/test".into(),
-            }],
+            control,
+            scripts,
+            data,
             mtime: MTIME,
             compression,
             threads,
@@ -664,13 +656,10 @@ mod tests {
         let out = Command::new(args[0])
             .args(&args[1..])
             .env("TZ", "UTC")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .output();
+        let out = out.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
         out.stdout
     }
 
@@ -687,23 +676,20 @@ mod tests {
         let mut kib = 2;
         for e in WalkDir::new(&src) {
             let meta = e.unwrap().metadata().unwrap();
-            kib += if meta.is_dir() {
-                1
-            } else {
-                meta.len().div_ceil(1024).max(1)
-            };
+            let blocks = meta.len().div_ceil(1024).max(1);
+            kib += if meta.is_dir() { 1 } else { blocks };
         }
-        for compression in [Compression::Gzip, Compression::Xz] {
+        for (compression, member) in [
+            (Compression::Gzip, "data.tar.gz"),
+            (Compression::Xz, "data.tar.xz"),
+        ] {
             let deb = dir.path().join(format!("{compression:?}.deb"));
             let stats = write_deb(&spec(&src, compression, 2), &deb).unwrap();
             let d = deb.to_str().unwrap();
             let bytes = fs::read(&deb).unwrap();
             let ar = b"!<arch>\ndebian-binary   1700000000  0     0     100644  4         `\n2.0\n";
             assert!(bytes.starts_with(ar));
-            let member = format!(
-                "{:<16}1700000000  0     0     100644  ",
-                compression_member(compression)
-            );
+            let member = format!("{member:<16}1700000000  0     0     100644  ");
             assert!(bytes.windows(member.len()).any(|w| w == member.as_bytes()));
             assert_eq!(stats.size, bytes.len() as u64);
             assert_eq!((stats.installed_size_kib, stats.files), (kib, 5));
@@ -800,11 +786,9 @@ mod tests {
         }
     }
 
-    fn compression_member(c: Compression) -> &'static str {
-        match c {
-            Compression::Gzip => "data.tar.gz",
-            Compression::Xz => "data.tar.xz",
-        }
+    fn names(dir: &Path) -> Vec<String> {
+        let entries = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name());
+        entries.map(|n| n.to_string_lossy().into_owned()).collect()
     }
 
     #[test]
@@ -813,78 +797,49 @@ mod tests {
         let src = dir.path().join("src");
         tree(&src);
         for compression in [Compression::Gzip, Compression::Xz] {
-            let mut outputs = Vec::new();
-            // Small pieces so that 1.5 MB spans many gzip chunks and xz blocks.
-            for (threads, sizes) in [
-                (1, (64 << 10, 256 << 10)),
-                (4, (64 << 10, 256 << 10)),
-                (1, (64 << 10, 256 << 10)),
-            ] {
-                let out = dir.path().join(format!("{compression:?}-{threads}.deb"));
-                write_deb_in(&spec(&src, compression, threads), &out, sizes).unwrap();
-                outputs.push(fs::read(&out).unwrap());
-            }
-            for threads in [0, 3] {
+            let deb = |threads, small: bool| {
                 let out = dir
                     .path()
-                    .join(format!("{compression:?}-default-{threads}.deb"));
-                write_deb(&spec(&src, compression, threads), &out).unwrap();
-                outputs.push(fs::read(&out).unwrap());
-            }
+                    .join(format!("{compression:?}-{threads}-{small}.deb"));
+                let spec = spec(&src, compression, threads);
+                // Small pieces: 1.5 MB spans 23 gzip chunks and 6 xz blocks.
+                let sizes = if small {
+                    (64 << 10, 256 << 10)
+                } else {
+                    (GZIP_CHUNK, XZ_BLOCK)
+                };
+                write_deb_in(&spec, &out, sizes).unwrap();
+                fs::read(&out).unwrap()
+            };
+            let one = deb(1, true);
             assert!(
-                outputs[0] == outputs[1] && outputs[1] == outputs[2],
+                one == deb(4, true) && one == deb(1, true),
                 "{compression:?}"
             );
-            assert!(outputs[3] == outputs[4], "{compression:?}");
+            assert!(deb(0, false) == deb(3, false), "{compression:?}");
         }
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert!(
-            names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
-            "{names:?}"
-        );
+        assert!(names(dir.path()).iter().all(|n| !n.ends_with(".tmp")));
     }
 
     #[test]
-    fn a_socket_is_refused_by_name_and_nothing_is_left() {
+    fn refusals_name_the_culprit_and_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
+        let (src, out) = (dir.path().join("src"), dir.path().join("out.deb"));
         tree(&src);
-        let _listener = std::os::unix::net::UnixListener::bind(src.join("bin/agent.sock")).unwrap();
-        let out = dir.path().join("out.deb");
+        let socket = src.join("bin/agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let err = write_deb(&spec(&src, Compression::Gzip, 1), &out).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "cannot package {}: it is a socket",
-                src.join("bin/agent.sock").display()
-            )
-        );
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["src"]);
-    }
+        let want = format!("cannot package {}: it is a socket", socket.display());
+        assert_eq!(err.to_string(), want);
+        assert_eq!(names(dir.path()), ["src"]);
 
-    #[test]
-    fn bad_fields_and_scripts_are_refused_before_any_work() {
-        let mut s = spec(Path::new("/nonexistent"), Compression::Xz, 1);
+        let mut s = spec(&src, Compression::Xz, 1);
         s.control.push(("Installed-Size".into(), "1".into()));
-        let err = write_deb(&s, Path::new("/nonexistent/x.deb")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("control field `Installed-Size`"),
-            "{err}"
-        );
-        let mut s = spec(Path::new("/nonexistent"), Compression::Xz, 1);
+        let err = write_deb(&s, &out).unwrap_err().to_string();
+        assert!(err.starts_with("control field `Installed-Size`"), "{err}");
+        s.control.pop();
         s.scripts.push(("control".into(), b"#!/bin/sh\n".to_vec()));
-        let err = write_deb(&s, Path::new("/nonexistent/x.deb")).unwrap_err();
-        assert!(
-            err.to_string().starts_with("maintainer script `control`"),
-            "{err}"
-        );
+        let err = write_deb(&s, &out).unwrap_err().to_string();
+        assert!(err.starts_with("maintainer script `control`"), "{err}");
     }
 }

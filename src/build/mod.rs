@@ -243,7 +243,7 @@ impl Made<'_> {
         let (deploy, python, source, version) =
             (self.deploy, self.python, self.source, self.version);
         let venv_dir = deploy.install_path();
-        venv::create(&python, &venv_dir)?;
+        venv::create(python, &venv_dir)?;
         venv::pip_install(
             &venv_dir,
             &["-r".as_ref(), requirements.as_os_str()],
@@ -270,7 +270,7 @@ impl Made<'_> {
 
         let mtime = source_date_epoch().unwrap_or(source.commit_time);
         let spec = DebSpec {
-            control: control_fields(deploy, version, &source, python.package.as_deref()),
+            control: control_fields(deploy, version, source, python.package.as_deref()),
             scripts: maintainer_scripts(&options.app_dir)?,
             data: vec![DataDir {
                 source: venv_dir.clone(),
