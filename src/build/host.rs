@@ -122,7 +122,10 @@ mod tests {
     fn this_hosts_python_is_owned_by_a_debian_package() {
         let python = interpreter("3", false).unwrap();
         let package = python.package.unwrap();
-        assert!(package.starts_with("python3") && !package.ends_with("-minimal"), "{package}");
+        assert!(
+            package.starts_with("python3") && !package.ends_with("-minimal"),
+            "{package}"
+        );
         assert!(interpreter("2.4", false).is_err());
     }
 }

@@ -43,13 +43,19 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A prefix no other test uses (the venv is built and installed there).
 fn unique_prefix() -> PathBuf {
-    let dir = tempfile::Builder::new().prefix("repoctl-prefix-").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("repoctl-prefix-")
+        .tempdir_in("/tmp")
+        .unwrap();
     dir.keep()
 }
 
 fn build(app: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_repoctl"));
-    cmd.env_remove("REPOCTL_ROOT").arg("build").arg(app).args(args);
+    cmd.env_remove("REPOCTL_ROOT")
+        .arg("build")
+        .arg(app)
+        .args(args);
     cmd
 }
 
@@ -64,23 +70,67 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
     let prefix = unique_prefix();
     let out = dir.path().join("out");
     let prefix_arg = prefix.to_str().unwrap();
-    run_ok(&mut build(&app, &["--build-only", "--force-version", "7", "--prefix", prefix_arg, "--out", out.to_str().unwrap(), "--compression", "gzip"]));
+    run_ok(&mut build(
+        &app,
+        &[
+            "--build-only",
+            "--force-version",
+            "7",
+            "--prefix",
+            prefix_arg,
+            "--out",
+            out.to_str().unwrap(),
+            "--compression",
+            "gzip",
+        ],
+    ));
     let deb = out.join("vrmd-whois_7_all.deb");
     assert_eq!(field(&deb, "Package"), "vrmd-whois");
     assert_eq!(field(&deb, "Version"), "7");
-    assert!(field(&deb, "Depends").contains("python3"), "{}", field(&deb, "Depends"));
-    assert!(field(&deb, "Description").starts_with("Branch: master Commit: "), "{}", field(&deb, "Description"));
-    let contents = stdout(&run_ok(Command::new("dpkg-deb").arg("--contents").arg(&deb)));
-    for path in ["whois/bin/python", "whois/whois/whois/cli.py", "whois/bin/whois"] {
-        assert!(contents.contains(&format!(".{prefix_arg}/{path}")), "{path} missing:\n{contents}");
+    assert!(
+        field(&deb, "Depends").contains("python3"),
+        "{}",
+        field(&deb, "Depends")
+    );
+    assert!(
+        field(&deb, "Description").starts_with("Branch: master Commit: "),
+        "{}",
+        field(&deb, "Description")
+    );
+    let contents = stdout(&run_ok(
+        Command::new("dpkg-deb").arg("--contents").arg(&deb),
+    ));
+    for path in [
+        "whois/bin/python",
+        "whois/whois/whois/cli.py",
+        "whois/bin/whois",
+    ] {
+        assert!(
+            contents.contains(&format!(".{prefix_arg}/{path}")),
+            "{path} missing:\n{contents}"
+        );
     }
-    assert!(contents.lines().all(|l| l.contains(" root/root ")), "not all root-owned");
-    assert!(std::fs::read_dir(&prefix).unwrap().next().is_none(), "the build left files at its prefix");
+    assert!(
+        contents.lines().all(|l| l.contains(" root/root ")),
+        "not all root-owned"
+    );
+    assert!(
+        std::fs::read_dir(&prefix).unwrap().next().is_none(),
+        "the build left files at its prefix"
+    );
 
     if Command::new("lintian").arg("--version").output().is_ok() {
-        let lint = Command::new("lintian").args(["--no-tag-display-limit", "--suppress-tags-from-file"]).arg(project_dir().join("examples/whois/lintian-overrides")).arg(&deb).output().unwrap();
+        let lint = Command::new("lintian")
+            .args(["--no-tag-display-limit", "--suppress-tags-from-file"])
+            .arg(project_dir().join("examples/whois/lintian-overrides"))
+            .arg(&deb)
+            .output()
+            .unwrap();
         let text = stdout(&lint);
-        assert!(!text.lines().any(|l| l.starts_with("E: ")), "lintian errors:\n{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("E: ")),
+            "lintian errors:\n{text}"
+        );
     }
 
     // Installed with a private dpkg database; maintainer scripts run.
@@ -93,7 +143,11 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
         run_ok(
             Command::new("dpkg")
                 .arg(format!("--admindir={}", admin.display()))
-                .args(["--force-script-chrootless", "--force-depends", "--force-not-root"])
+                .args([
+                    "--force-script-chrootless",
+                    "--force-depends",
+                    "--force-not-root",
+                ])
                 .args(args)
                 .env("WHOIS_POSTINST_MARKER", &marker),
         )
@@ -101,13 +155,22 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
     dpkg(&["-i", deb.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "configured \n");
     let venv = prefix.join("whois");
-    for command in [vec![venv.join("bin/whois")], vec![venv.join("bin/python"), "-m".into(), "whois".into()]] {
+    for command in [
+        vec![venv.join("bin/whois")],
+        vec![venv.join("bin/python"), "-m".into(), "whois".into()],
+    ] {
         let ran = run_ok(Command::new(&command[0]).args(&command[1..]));
         let text = stdout(&ran);
-        assert!(text.contains("whois version 7 from") && text.contains("six 1.16.0; Hallo"), "{text}");
+        assert!(
+            text.contains("whois version 7 from") && text.contains("six 1.16.0; Hallo"),
+            "{text}"
+        );
     }
     dpkg(&["-r", "vrmd-whois"]);
-    assert!(!venv.exists() || std::fs::read_dir(&venv).unwrap().next().is_none(), "files left after remove");
+    assert!(
+        !venv.exists() || std::fs::read_dir(&venv).unwrap().next().is_none(),
+        "files left after remove"
+    );
     let _ = std::fs::remove_dir_all(&prefix);
 }
 
@@ -119,8 +182,21 @@ fn the_same_build_twice_is_byte_identical() {
     for round in 0..2 {
         let out = dir.path().join(format!("out{round}"));
         run_ok(
-            build(&app, &["--build-only", "--force-version", "3", "--prefix", prefix.to_str().unwrap(), "--out", out.to_str().unwrap(), "--compression", "gzip"])
-                .env("SOURCE_DATE_EPOCH", "1767225600"),
+            build(
+                &app,
+                &[
+                    "--build-only",
+                    "--force-version",
+                    "3",
+                    "--prefix",
+                    prefix.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--compression",
+                    "gzip",
+                ],
+            )
+            .env("SOURCE_DATE_EPOCH", "1767225600"),
         );
         debs.push(std::fs::read(out.join("vrmd-whois_3_all.deb")).unwrap());
     }
@@ -136,8 +212,23 @@ fn builds_pushed_to_a_server_get_versions_1_and_2_and_apt_fetches_1() {
     let (dir, app) = example_app();
     let prefix = unique_prefix();
     for expected in ["1", "2"] {
-        let out = run_ok(&mut build(&app, &["--server", &server.url, "--token", &token, "--prefix", prefix.to_str().unwrap(), "--compression", "gzip"]));
-        assert_eq!(stdout(&out).split('\t').next().unwrap(), format!("vrmd-whois={expected}"));
+        let out = run_ok(&mut build(
+            &app,
+            &[
+                "--server",
+                &server.url,
+                "--token",
+                &token,
+                "--prefix",
+                prefix.to_str().unwrap(),
+                "--compression",
+                "gzip",
+            ],
+        ));
+        assert_eq!(
+            stdout(&out).split('\t').next().unwrap(),
+            format!("vrmd-whois={expected}")
+        );
     }
     let (ok, log) = apt_check(
         &server.url,
@@ -145,11 +236,30 @@ fn builds_pushed_to_a_server_get_versions_1_and_2_and_apt_fetches_1() {
         "trusty",
         "main dev",
         "amd64",
-        &["--expect", "vrmd-whois=1", "--expect-candidate", "vrmd-whois=2", "--download", "vrmd-whois=1"],
+        &[
+            "--expect",
+            "vrmd-whois=1",
+            "--expect-candidate",
+            "vrmd-whois=2",
+            "--download",
+            "vrmd-whois=1",
+        ],
     );
     assert!(ok, "{log}");
     // A local repository (--root) works the same way.
-    run_ok(build(&app, &["--prefix", prefix.to_str().unwrap(), "--compression", "gzip"]).arg("--root").arg(repo.root()));
+    run_ok(
+        build(
+            &app,
+            &[
+                "--prefix",
+                prefix.to_str().unwrap(),
+                "--compression",
+                "gzip",
+            ],
+        )
+        .arg("--root")
+        .arg(repo.root()),
+    );
     assert!(index_text(&repo.public(), "trusty", "dev", "amd64").contains("\nVersion: 3\n"));
     drop(dir);
     let _ = std::fs::remove_dir_all(&prefix);
@@ -167,16 +277,48 @@ fn bad_inputs_are_refused_clearly_and_leave_nothing() {
         std::fs::write(&path, text.replace(from, to)).unwrap();
     };
     let commit = || {
-        run_ok(Command::new("git").arg("-C").arg(&app).args(["-c", "user.email=c@e", "-c", "user.name=c", "commit", "-qam", "change"]));
+        run_ok(Command::new("git").arg("-C").arg(&app).args([
+            "-c",
+            "user.email=c@e",
+            "-c",
+            "user.name=c",
+            "commit",
+            "-qam",
+            "change",
+        ]));
     };
     let attempt = |expect: &str| {
-        let err = refused(&mut build(&app, &["--build-only", "--force-version", "1", "--prefix", prefix.to_str().unwrap(), "--out", out.to_str().unwrap()]));
-        assert!(err.contains(expect) && err.contains("hint:"), "expected {expect:?}:\n{err}");
-        assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "output left behind");
-        assert!(std::fs::read_dir(&prefix).unwrap().next().is_none(), "files left at the prefix");
+        let err = refused(&mut build(
+            &app,
+            &[
+                "--build-only",
+                "--force-version",
+                "1",
+                "--prefix",
+                prefix.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ));
+        assert!(
+            err.contains(expect) && err.contains("hint:"),
+            "expected {expect:?}:\n{err}"
+        );
+        assert!(
+            !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+            "output left behind"
+        );
+        assert!(
+            std::fs::read_dir(&prefix).unwrap().next().is_none(),
+            "files left at the prefix"
+        );
     };
 
-    edit("deploy.yml", "component: dev", "component: dev\ncolour: blue");
+    edit(
+        "deploy.yml",
+        "component: dev",
+        "component: dev\ncolour: blue",
+    );
     commit();
     attempt("deploy.yml:9:1: unknown field `colour`");
     edit("deploy.yml", "\ncolour: blue", "");
@@ -184,15 +326,35 @@ fn bad_inputs_are_refused_clearly_and_leave_nothing() {
     commit();
     attempt("deploy.yml:5:11: run_deps: invalid type");
     edit("deploy.yml", "run_deps: libpq5", "run_deps: []");
-    edit("deploy.yml", "python_version: \"3\"", "python_version: \"2.4\"");
+    edit(
+        "deploy.yml",
+        "python_version: \"3\"",
+        "python_version: \"2.4\"",
+    );
     commit();
     attempt("/usr/bin/python2.4 does not exist");
-    edit("deploy.yml", "python_version: \"2.4\"", "python_version: \"3\"");
-    edit("deploy.yml", "build_deps: [gettext]", "build_deps: [gettext, repoctl-no-such-package]");
+    edit(
+        "deploy.yml",
+        "python_version: \"2.4\"",
+        "python_version: \"3\"",
+    );
+    edit(
+        "deploy.yml",
+        "build_deps: [gettext]",
+        "build_deps: [gettext, repoctl-no-such-package]",
+    );
     commit();
     attempt("build dependencies are missing: repoctl-no-such-package");
-    edit("deploy.yml", "build_deps: [gettext, repoctl-no-such-package]", "build_deps: [gettext]");
-    edit("requirements.txt", "six==1.16.0", "six==1.16.0\nrepoctl-no-such-requirement==1.0");
+    edit(
+        "deploy.yml",
+        "build_deps: [gettext, repoctl-no-such-package]",
+        "build_deps: [gettext]",
+    );
+    edit(
+        "requirements.txt",
+        "six==1.16.0",
+        "six==1.16.0\nrepoctl-no-such-requirement==1.0",
+    );
     commit();
     attempt("install the requirements");
     edit("requirements.txt", "\nrepoctl-no-such-requirement==1.0", "");
@@ -200,7 +362,12 @@ fn bad_inputs_are_refused_clearly_and_leave_nothing() {
     // A dirty tree, then a missing requirements file and deploy.yml.
     edit("whois/cli.py", "def main():", "def main():  # changed");
     attempt("has uncommitted changes");
-    run_ok(Command::new("git").arg("-C").arg(&app).args(["checkout", "--", "."]));
+    run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(&app)
+            .args(["checkout", "--", "."]),
+    );
     std::fs::remove_file(app.join("requirements.txt")).unwrap();
     attempt("requirements.txt is missing");
     std::fs::remove_file(app.join("deploy.yml")).unwrap();

@@ -6,8 +6,8 @@
 mod support;
 
 mod apt;
-mod build;
 mod bad_input;
+mod build;
 mod cli;
 mod compress;
 mod crash;
