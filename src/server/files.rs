@@ -5,11 +5,12 @@
 //! the tree is written by `repo` alone. Every refusal is a 404: apt >= 1.5
 //! fails hard on 403 or 500 for InRelease, and a 404 tells a prober nothing.
 
+use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -21,8 +22,14 @@ use percent_encoding::percent_decode_str;
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-/// Read size of streamed bodies, and the largest file read whole up front.
-const CHUNK: usize = 64 * 1024;
+/// Read size of streamed bodies.
+const CHUNK: usize = 256 * 1024;
+/// Files up to this size are read whole in the opening hop and kept in
+/// memory: the hot files of an apt tree (InRelease, Packages.gz, recent
+/// pool files) then cost one stat-like hop and no read per request.
+const WHOLE_MAX: u64 = 8 << 20;
+/// The memory the kept files may take together.
+const CACHE_BUDGET: u64 = 128 << 20;
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
@@ -30,6 +37,60 @@ const OCTET_STREAM: &str = "application/octet-stream";
 #[derive(Debug, Clone)]
 pub struct PublicTree {
     root: Arc<Path>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// Whole files by canonical path. An entry is used only while the file's
+/// device, inode, size and mtime (from the fstat of the open) still match:
+/// a publish writes new files and never rewrites one in place.
+#[derive(Debug, Default)]
+struct Cache {
+    files: HashMap<PathBuf, Cached>,
+    bytes: u64,
+}
+
+#[derive(Debug)]
+struct Cached {
+    identity: (u64, u64, u64, i64, i64),
+    bytes: Bytes,
+}
+
+fn identity(meta: &Metadata) -> (u64, u64, u64, i64, i64) {
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
+}
+
+impl Cache {
+    fn get(&self, path: &Path, meta: &Metadata) -> Option<Bytes> {
+        let cached = self.files.get(path)?;
+        (cached.identity == identity(meta)).then(|| cached.bytes.clone())
+    }
+
+    fn put(&mut self, path: PathBuf, meta: &Metadata, bytes: Bytes) {
+        let size = bytes.len() as u64;
+        if let Some(old) = self.files.remove(&path) {
+            self.bytes -= old.bytes.len() as u64;
+        }
+        // Over budget: forget everything (entries are cheap to re-read; a
+        // publish changes the hot set at once anyway).
+        if self.bytes + size > CACHE_BUDGET {
+            self.files.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.files.insert(
+            path,
+            Cached {
+                identity: identity(meta),
+                bytes,
+            },
+        );
+    }
 }
 
 /// A regular file inside the root, opened once so that the headers (from
@@ -60,7 +121,10 @@ impl PublicTree {
     /// `public` must exist; it is canonicalized once.
     pub fn new(public: &Path) -> io::Result<PublicTree> {
         let root = std::fs::canonicalize(public)?;
-        Ok(PublicTree { root: root.into() })
+        Ok(PublicTree {
+            root: root.into(),
+            cache: Arc::default(),
+        })
     }
 
     /// Answers GET/HEAD for `path` (the raw, still percent-encoded URI path, starting with '/').
@@ -100,7 +164,9 @@ impl PublicTree {
     /// Canonicalizes, opens and fstats on a blocking thread, in one hop.
     async fn open(&self, candidate: PathBuf, read_whole: bool) -> Option<Opened> {
         let root = Arc::clone(&self.root);
-        let task = tokio::task::spawn_blocking(move || open_inside(&root, &candidate, read_whole));
+        let cache = Arc::clone(&self.cache);
+        let task =
+            tokio::task::spawn_blocking(move || open_inside(&root, &cache, &candidate, read_whole));
         match task.await {
             Ok(Ok(opened)) => opened,
             Ok(Err(err)) if err.kind() == io::ErrorKind::PermissionDenied => {
@@ -160,7 +226,12 @@ fn content_type_of(name: &str) -> &'static str {
 
 /// One canonicalize, one open, one fstat (and for a small file one read).
 /// `Ok(None)` for a target outside the root or not a regular file.
-fn open_inside(root: &Path, candidate: &Path, read_whole: bool) -> io::Result<Option<Opened>> {
+fn open_inside(
+    root: &Path,
+    cache: &Mutex<Cache>,
+    candidate: &Path,
+    read_whole: bool,
+) -> io::Result<Option<Opened>> {
     let real = std::fs::canonicalize(candidate)?;
     if !real.starts_with(root) {
         tracing::debug!(target = %real.display(), "refused a symlink out of public/");
@@ -177,14 +248,24 @@ fn open_inside(root: &Path, candidate: &Path, read_whole: bool) -> io::Result<Op
     if !meta.is_file() {
         return Ok(None);
     }
-    let whole = if read_whole && meta.len() <= CHUNK as u64 {
+    let mut whole = lock(cache).get(&real, &meta);
+    if whole.is_none() && read_whole && meta.len() <= WHOLE_MAX {
         let mut buffer = Vec::with_capacity(meta.len() as usize);
         (&file).take(meta.len()).read_to_end(&mut buffer)?;
-        Some(Bytes::from(buffer))
-    } else {
-        None
-    };
+        let bytes = Bytes::from(buffer);
+        if bytes.len() as u64 == meta.len() {
+            lock(cache).put(real, &meta, bytes.clone());
+        }
+        whole = Some(bytes);
+    }
     Ok(Some(Opened { file, meta, whole }))
+}
+
+fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    // The cache holds no invariant a panic could break half-way.
+    cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The bytes `start..start + count` of the opened file.
@@ -382,7 +463,7 @@ mod tests {
     use super::*;
 
     const DEB: &str = "/pool/main/h/hello/hello_1.0_all.deb";
-    const DEB_LEN: usize = 100_000; // above CHUNK: takes the streamed path
+    const DEB_LEN: usize = 100_000; // below WHOLE_MAX: read whole, then kept
     const DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT"; // the .deb's mtime is 0.5 s later
     const EARLIER: &str = "Tue, 14 Nov 2023 22:13:19 GMT";
 
@@ -573,5 +654,28 @@ mod tests {
         ] {
             assert_eq!(content_type_of(name), expected);
         }
+    }
+
+    #[tokio::test]
+    async fn files_above_the_whole_read_limit_stream_and_changed_files_are_reread() {
+        let fx = fixture();
+        let big: Vec<u8> = (0..WHOLE_MAX as usize + 10)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let public = fx.tree.root.to_path_buf();
+        write(&public.join("pool/big.deb"), &big);
+        let (status, _, body) = call(&fx, Method::GET, "/pool/big.deb", "").await;
+        assert_eq!((status, body.len()), (200, big.len()));
+        assert!(body[..] == big[..]);
+        let (status, _, body) = call(&fx, Method::GET, "/pool/big.deb", "Range: bytes=-3").await;
+        assert_eq!((status, &body[..]), (206, &big[big.len() - 3..]));
+        // A kept file that is replaced (new inode) is read again.
+        let (_, _, first) = call(&fx, Method::GET, DEB, "").await;
+        assert_eq!(first, fx.deb);
+        let path = public.join(&DEB[1..]);
+        fs::remove_file(&path).unwrap();
+        write(&path, b"new bytes");
+        let (_, _, second) = call(&fx, Method::GET, DEB, "").await;
+        assert_eq!(&second[..], b"new bytes");
     }
 }
