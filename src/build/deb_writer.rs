@@ -36,7 +36,7 @@ pub const GZIP_LEVEL: u32 = 9;
 /// xz preset: dpkg-deb's and xz's default.
 pub const XZ_PRESET: u32 = 6;
 /// Bytes of tar per independently compressed gzip piece.
-pub const GZIP_CHUNK: usize = 1 << 20;
+pub const GZIP_CHUNK: usize = 4 << 20;
 /// Bytes of tar per xz block: liblzma's default for preset 6 (3 × 8 MiB dictionary).
 pub const XZ_BLOCK: u64 = 24 << 20;
 const SCRIPTS: [&str; 4] = ["preinst", "postinst", "prerm", "postrm"];

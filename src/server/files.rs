@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
@@ -232,18 +233,20 @@ fn open_inside(
     candidate: &Path,
     read_whole: bool,
 ) -> io::Result<Option<Opened>> {
-    let real = std::fs::canonicalize(candidate)?;
+    // Open first (following the dists/<dist> link), then ask the kernel
+    // which file this descriptor is: one readlink instead of canonicalize's
+    // one per path component, and no gap between the check and the open.
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer (regular
+    // files ignore it); O_NOCTTY: a terminal never becomes ours.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(candidate)?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     if !real.starts_with(root) {
         tracing::debug!(target = %real.display(), "refused a symlink out of public/");
         return Ok(None);
     }
-    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer (regular
-    // files ignore it). O_NOFOLLOW: the checked path must not turn into a
-    // symlink between the canonicalize and the open.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(&real)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Ok(None);
