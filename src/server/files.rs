@@ -41,9 +41,10 @@ pub struct PublicTree {
     cache: Arc<Mutex<Cache>>,
 }
 
-/// Whole files by canonical path. An entry is used only while the file's
-/// device, inode, size and mtime (from the fstat of the open) still match:
-/// a publish writes new files and never rewrites one in place.
+/// Whole files by request path. An entry is used only while the file that
+/// path leads to has the same device, inode, size and mtime as when it was
+/// opened, checked to be inside the root, and read: a publish writes new
+/// files (new inodes) and never rewrites one in place.
 #[derive(Debug, Default)]
 struct Cache {
     files: HashMap<PathBuf, Cached>,
@@ -97,7 +98,8 @@ impl Cache {
 /// A regular file inside the root, opened once so that the headers (from
 /// fstat) describe the bytes sent even if a publish replaces the path meanwhile.
 struct Opened {
-    file: std::fs::File,
+    /// `None` when the whole content came from the cache without an open.
+    file: Option<std::fs::File>,
     meta: Metadata,
     /// The whole content when it was small enough to read in the opening hop.
     whole: Option<Bytes>,
@@ -146,8 +148,13 @@ impl PublicTree {
         let read_whole = with_body
             && !headers.contains_key(header::IF_NONE_MATCH)
             && !headers.contains_key(header::IF_MODIFIED_SINCE);
-        let Some(opened) = self.open(candidate, read_whole).await else {
-            return bare(StatusCode::NOT_FOUND);
+        let cached = self.cached(&candidate);
+        let opened = match cached {
+            Some(opened) => opened,
+            None => match self.open(candidate, read_whole).await {
+                Some(opened) => opened,
+                None => return bare(StatusCode::NOT_FOUND),
+            },
         };
         let validators = Validators::of(&opened.meta);
         if not_modified(headers, &validators) {
@@ -162,7 +169,20 @@ impl PublicTree {
         file_response(opened, range, validators, content_type, with_body)
     }
 
-    /// Canonicalizes, opens and fstats on a blocking thread, in one hop.
+    /// A kept file, found by the request's path with one stat on this
+    /// thread (no hop): the same device and inode as when it was opened,
+    /// checked and read, are the same file, wherever links now point.
+    fn cached(&self, candidate: &Path) -> Option<Opened> {
+        let meta = std::fs::metadata(candidate).ok()?;
+        let whole = lock(&self.cache).get(candidate, &meta)?;
+        Some(Opened {
+            file: None,
+            meta,
+            whole: Some(whole),
+        })
+    }
+
+    /// Opens, checks and fstats on a blocking thread, in one hop.
     async fn open(&self, candidate: PathBuf, read_whole: bool) -> Option<Opened> {
         let root = Arc::clone(&self.root);
         let cache = Arc::clone(&self.cache);
@@ -251,17 +271,23 @@ fn open_inside(
     if !meta.is_file() {
         return Ok(None);
     }
-    let mut whole = lock(cache).get(&real, &meta);
-    if whole.is_none() && read_whole && meta.len() <= WHOLE_MAX {
+    let mut whole = None;
+    if read_whole && meta.len() <= WHOLE_MAX {
         let mut buffer = Vec::with_capacity(meta.len() as usize);
         (&file).take(meta.len()).read_to_end(&mut buffer)?;
         let bytes = Bytes::from(buffer);
         if bytes.len() as u64 == meta.len() {
-            lock(cache).put(real, &meta, bytes.clone());
+            // Kept under the request's path: that is what the next request
+            // looks up (see `PublicTree::cached`).
+            lock(cache).put(candidate.to_path_buf(), &meta, bytes.clone());
         }
         whole = Some(bytes);
     }
-    Ok(Some(Opened { file, meta, whole }))
+    Ok(Some(Opened {
+        file: Some(file),
+        meta,
+        whole,
+    }))
 }
 
 fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
@@ -278,7 +304,9 @@ fn body(opened: Opened, start: u64, count: u64) -> io::Result<Body> {
         let end = (start + count).min(whole.len() as u64) as usize;
         return Ok(Body::from(whole.slice((start as usize).min(end)..end)));
     }
-    let mut file = opened.file;
+    let Some(mut file) = opened.file else {
+        return Err(io::Error::other("neither bytes nor a file"));
+    };
     if start > 0 {
         // lseek only moves the file offset, it never waits on the disk: fine
         // on an async worker, and it saves a blocking hop.
