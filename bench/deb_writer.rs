@@ -293,6 +293,21 @@ struct Sample {
     size: u64,
 }
 
+/// One table row: medians, size, then every run.
+fn row(name: &str, samples: &[Sample]) -> String {
+    let runs: Vec<String> = samples
+        .iter()
+        .map(|s| format!("{:.1}/{:.1}", s.wall, s.cpu))
+        .collect();
+    format!(
+        "{name:<10}{:>8.2}{:>8.2}{:>12}  {}\n",
+        median(samples, |s| s.wall),
+        median(samples, |s| s.cpu),
+        samples[0].size,
+        runs.join(" ")
+    )
+}
+
 fn median(samples: &[Sample], f: fn(&Sample) -> f64) -> f64 {
     let mut v: Vec<f64> = samples.iter().map(f).collect();
     v.sort_by(f64::total_cmp);
@@ -358,14 +373,14 @@ fn dpkg_deb(root: &Path, compression: Compression, out: &Path) -> Result<Sample>
     })
 }
 
-/// The entry names `dpkg-deb --contents` lists, sorted, with owner and mode.
+/// What `dpkg-deb --contents` lists (mode, owner, size, name), sorted.
 fn listing(deb: &Path) -> Result<Vec<String>> {
     let text = run(Command::new("dpkg-deb").arg("--contents").arg(deb))?;
     let mut names: Vec<String> = text
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            format!("{} {} {}", f[0], f[1], f[5..].join(" "))
+            format!("{} {} {} {}", f[0], f[1], f[2], f[5..].join(" "))
         })
         .collect();
     names.sort();
@@ -387,13 +402,27 @@ fn main() -> Result<()> {
         l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     };
     let mut out = format!(
-        "repoctl .deb writer benchmark, {}\n  tree: {how}\n  {:.1} MB in {files} files, {paths} paths ({long} over 100 bytes as ./{INSTALL}/...)\n  {}  {cpus} CPUs; repoctl --threads {} ({} compression threads)\n  median of {} runs per contender after one warm-up, runs alternating; wall and CPU seconds (user + system, all threads and children)\n",
-        date.trim(),
-        bytes as f64 / 1e6,
-        dpkg_version.lines().next().unwrap_or(""),
+        "repoctl .deb writer benchmark, {}\n  tree: {how}\n",
+        date.trim()
+    );
+    out += &format!(
+        "  {:.1} MB in {files} files, {paths} paths ({long} over 100 bytes as ./{INSTALL}/...)\n",
+        bytes as f64 / 1e6
+    );
+    out += &format!(
+        "  {}, {cpus} CPUs; repoctl --threads {} ({} compression threads)\n",
+        dpkg_version
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('.'),
         o.threads,
         if o.threads == 0 { cpus } else { o.threads },
-        o.runs,
+    );
+    out += &format!(
+        "  median of {} runs per contender after one warm-up, alternating; wall and CPU seconds \
+         (user + system of all threads and children)\n",
+        o.runs
     );
     print!("{out}");
     let mut targets = String::from("\ntargets (from the issue)\n");
@@ -419,15 +448,28 @@ fn main() -> Result<()> {
             b.push(dpkg_deb(&root, compression, &theirs_deb)?);
         }
         let same_entries = listing(&ours_deb)? == listing(&theirs_deb)?;
-        let t = format!(
-            "\n== data.tar.{ext}, {name} (load average {load_before} before, {} after)\n{:<12}{:>10}{:>10}{:>14}\n{:<12}{:>10.2}{:>10.2}{:>14}\n{:<12}{:>10.2}{:>10.2}{:>14}\ndpkg-deb / repoctl: wall {:.2}x, cpu {:.2}x, size {:.4}x (above 1x: repoctl faster or smaller)\nrepoctl output identical in all {} runs: {}; same entries, modes and owners as dpkg-deb's (dpkg-deb --contents): {}; {} ELF files found\n",
-            load(),
-            "contender", "wall s", "cpu s", "bytes",
-            "repoctl", median(&a, |s| s.wall), median(&a, |s| s.cpu), a[0].size,
-            "dpkg-deb", median(&b, |s| s.wall), median(&b, |s| s.cpu), b[0].size,
-            median(&b, |s| s.wall) / median(&a, |s| s.wall),
-            median(&b, |s| s.cpu) / median(&a, |s| s.cpu),
+        let (wall_a, wall_b) = (median(&a, |s| s.wall), median(&b, |s| s.wall));
+        let (cpu_a, cpu_b) = (median(&a, |s| s.cpu), median(&b, |s| s.cpu));
+        let mut t = format!(
+            "\n== data.tar.{ext}, {name} (load average {load_before} before, {} after)\n",
+            load()
+        );
+        t += &format!(
+            "{:<10}{:>8}{:>8}{:>12}  each run: wall s / cpu s\n",
+            "contender", "wall s", "cpu s", "bytes"
+        );
+        t += &row("repoctl", &a);
+        t += &row("dpkg-deb", &b);
+        t += &format!(
+            "dpkg-deb / repoctl: wall {:.2}x, cpu {:.2}x, size {:.4}x \
+             (above 1x: repoctl faster or smaller)\n",
+            wall_b / wall_a,
+            cpu_b / cpu_a,
             b[0].size as f64 / a[0].size as f64,
+        );
+        t += &format!(
+            "repoctl output identical in all {} runs: {}; dpkg-deb --contents (names, modes, \
+             owners, sizes) the same for both: {}; {} ELF files\n",
             o.runs + 1,
             if identical { "yes" } else { "NO" },
             if same_entries { "yes" } else { "NO" },
@@ -435,7 +477,7 @@ fn main() -> Result<()> {
         );
         print!("{t}");
         out += &t;
-        let speed = median(&b, |s| s.wall) / median(&a, |s| s.wall);
+        let speed = wall_b / wall_a;
         let smaller = a[0].size <= b[0].size;
         let (want, met) = match compression {
             Compression::Gzip => ("at least 2x faster, no larger", speed >= 2.0 && smaller),

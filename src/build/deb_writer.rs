@@ -35,10 +35,13 @@ use walkdir::{DirEntry, WalkDir};
 pub const GZIP_LEVEL: u32 = 9;
 /// xz preset: dpkg-deb's and xz's default.
 pub const XZ_PRESET: u32 = 6;
-/// Bytes of tar per independently compressed gzip piece.
+/// Bytes of tar per gzip piece. On a 183 MB venv tar, 4 MiB pieces came out
+/// 0.002% smaller than one zlib stream (1 MiB: 0.006% larger).
 pub const GZIP_CHUNK: usize = 4 << 20;
-/// Bytes of tar per xz block: liblzma's default for preset 6 (3 × 8 MiB dictionary).
-pub const XZ_BLOCK: u64 = 24 << 20;
+/// Bytes of tar per xz block, so at most size / 32 MiB threads work at once.
+/// On a 183 MB venv tar: 1.2% smaller than liblzma's default for preset 6
+/// (24 MiB, which dpkg-deb uses), 48 MiB another 0.5% smaller.
+pub const XZ_BLOCK: u64 = 32 << 20;
 const SCRIPTS: [&str; 4] = ["preinst", "postinst", "prerm", "postrm"];
 /// Fields dpkg places after `Installed-Size` (dpkg's `Dpkg::Control::FieldsCore` order).
 const AFTER_INSTALLED_SIZE: &str = "Pre-Depends Depends Recommends Suggests Enhances Conflicts \
