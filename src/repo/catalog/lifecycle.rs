@@ -111,16 +111,9 @@ pub fn list_again(
     file_id: i64,
     now: i64,
 ) -> Result<(), SqlError> {
-    unlist(tx, dist, component, file_id)?;
-    tx.execute(
-        "INSERT INTO memberships (dist, component, file_id, added_at) VALUES (?1, ?2, ?3, ?4)",
-        params![dist, component, file_id, now],
-    )?;
-    tx.execute(
-        "UPDATE package_files SET unlisted_at = NULL WHERE id = ?1",
-        [file_id],
-    )?;
-    Ok(())
+    // The add path's own statement: it also clears the gc clock and the
+    // withdrawal.
+    super::add_membership(tx, dist, component, file_id, now).map(|_| ())
 }
 
 /// Starts the gc clock of a file that is now in no index and withdrawn
