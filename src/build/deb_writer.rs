@@ -124,11 +124,11 @@ pub enum DebWriteError {
 
 impl DebWriteError {
     /// How to fix it, for the user.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            DebWriteError::Path { .. } => Some(HINT_PATH),
+            DebWriteError::Path { .. } => Some(HINT_PATH.into()),
             DebWriteError::Spec { .. } => {
-                Some("fix deploy.yml or the scripts in debian/, then build again")
+                Some("fix deploy.yml or the scripts in debian/, then build again".into())
             }
             DebWriteError::Read { .. } | DebWriteError::Write { .. } => None,
         }
