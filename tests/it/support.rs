@@ -444,7 +444,9 @@ pub fn dearmored_keyring(key: &Path) -> PathBuf {
         .collect();
     use base64_decode::decode;
     let bytes = decode(&body);
-    let out = key.with_extension(format!("{}.gpg", std::process::id()));
+    // In the temporary directory, never beside a fixture in the source tree.
+    let name = key.file_stem().and_then(|n| n.to_str()).unwrap_or("key");
+    let out = std::env::temp_dir().join(format!("repoctl-{name}.{}.gpg", std::process::id()));
     std::fs::write(&out, bytes).expect("write keyring");
     out
 }
