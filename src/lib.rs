@@ -7,7 +7,10 @@
 //! - [`incoming`] takes files dropped into `incoming/` by scp or sftp (a door).
 //! - [`config`] reads and writes `repoctl.toml`.
 //! - [`deb`] holds Debian primitives with no policy: control paragraphs, versions,
-//!   `.deb` inspection (one pass: control member + size and hashes).
+//!   `.deb` inspection (one pass: control member + size and hashes). It lives in
+//!   the `repoctl-formats` crate (`crates/formats`) with the other pure parsers
+//!   (`repo::release`, `build::deploy`, the `Packages` reading of `remote`), so
+//!   that they are fuzzed on their own (`fuzz/`); each is re-exported here.
 //! - [`repo`] is the `Repository` facade every door calls: pool, catalog, index
 //!   rendering, Release, publish, lock.
 //! - [`signing`] loads, generates and uses the OpenPGP keys that sign `Release`,
@@ -25,7 +28,7 @@
 pub mod build;
 pub mod cli;
 pub mod config;
-pub mod deb;
+pub use repoctl_formats::deb;
 pub mod http_client;
 pub mod incoming;
 pub mod remote;

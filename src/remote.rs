@@ -33,6 +33,7 @@ use crate::deb::version::{Version, VersionError};
 use crate::http_client::{self, HttpError};
 use crate::repo::release::{http_date, Release};
 use crate::signing::{Keyring, SigningError};
+use repoctl_formats::packages::{self, index_location, PackagesError};
 
 // The client's limits, which the messages below quote.
 pub use crate::http_client::{MAX_REDIRECTS, TIMEOUT};
@@ -441,26 +442,6 @@ fn read_release(url: &str, text: &[u8], dist: &str) -> Result<Release, RemoteErr
     Ok(release)
 }
 
-/// `(component, architecture)` of a binary index path listed in a Release
-/// (`main/binary-amd64/Packages.xz`, `updates/main/binary-i386/Packages`).
-/// Installer indices (`main/debian-installer/...`) list udebs and are skipped.
-fn index_location(path: &str) -> Option<(String, String)> {
-    let base = path
-        .strip_suffix(".xz")
-        .or_else(|| path.strip_suffix(".gz"))
-        .unwrap_or(path);
-    let dir = base.strip_suffix("/Packages")?;
-    let (component, binary) = dir.rsplit_once('/')?;
-    let arch = binary.strip_prefix("binary-")?;
-    if component.is_empty()
-        || arch.is_empty()
-        || component.split('/').any(|p| p == "debian-installer")
-    {
-        return None;
-    }
-    Some((component.to_owned(), arch.to_owned()))
-}
-
 #[derive(Clone, Copy)]
 enum Compression {
     Xz,
@@ -592,101 +573,33 @@ fn decompress(compression: Compression, data: &[u8], limit: u64) -> io::Result<V
     Ok(out)
 }
 
-/// The `(version, architecture)` of every stanza of `package` in an index.
-/// Every stanza is parsed, so a broken index is an error, not a gap.
+/// The `(version, architecture)` of every stanza of `package` in an index
+/// (see [`packages::versions_of`]), its errors naming `url`.
 fn versions_in_index(
     url: &str,
     text: &[u8],
     package: &str,
 ) -> Result<Vec<(Version, String)>, RemoteError> {
-    let text = String::from_utf8_lossy(text);
-    let mut found = Vec::new();
-    for (line, stanza) in stanzas(&text) {
-        let paragraph = Paragraph::parse(&stanza).map_err(|source| RemoteError::Stanza {
-            url: url.to_owned(),
+    let url = url.to_owned();
+    packages::versions_of(&String::from_utf8_lossy(text), package).map_err(|e| match e {
+        PackagesError::Stanza { line, source } => RemoteError::Stanza { url, line, source },
+        PackagesError::BadStanza { line, problem } => RemoteError::BadStanza { url, line, problem },
+        PackagesError::BadVersion {
             line,
+            package,
             source,
-        })?;
-        let bad = |problem| RemoteError::BadStanza {
-            url: url.to_owned(),
+        } => RemoteError::BadVersion {
+            url,
             line,
-            problem,
-        };
-        let name = paragraph
-            .get("Package")
-            .ok_or_else(|| bad("has no Package field"))?;
-        if name != package {
-            continue;
-        }
-        let version = paragraph
-            .get("Version")
-            .ok_or_else(|| bad("has no Version field"))?;
-        let version = Version::parse(version).map_err(|source| RemoteError::BadVersion {
-            url: url.to_owned(),
-            line,
-            package: package.to_owned(),
+            package,
             source,
-        })?;
-        let architecture = paragraph
-            .get("Architecture")
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| bad("has no Architecture field"))?;
-        found.push((version, architecture.to_owned()));
-    }
-    Ok(found)
-}
-
-/// Splits deb822 text into paragraphs at blank lines, with the 1-based line
-/// number where each starts.
-fn stanzas(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            out.extend(current.take());
-            continue;
-        }
-        let (_, stanza) = current.get_or_insert_with(|| (index + 1, String::new()));
-        stanza.push_str(line);
-        stanza.push('\n');
-    }
-    out.extend(current);
-    out
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_binary_indices_in_release_paths() {
-        let at = |p: &str| index_location(p);
-        let pair = |c: &str, a: &str| Some((c.to_owned(), a.to_owned()));
-        assert_eq!(at("main/binary-amd64/Packages.xz"), pair("main", "amd64"));
-        assert_eq!(at("dev/binary-i386/Packages"), pair("dev", "i386"));
-        assert_eq!(
-            at("updates/main/binary-all/Packages.gz"),
-            pair("updates/main", "all")
-        );
-        assert_eq!(at("main/source/Sources.xz"), None);
-        assert_eq!(at("main/binary-amd64/Release"), None);
-        assert_eq!(at("main/debian-installer/binary-amd64/Packages"), None);
-        assert_eq!(at("main/Contents-amd64.gz"), None);
-        assert_eq!(at("binary-amd64/Packages"), None);
-    }
-
-    #[test]
-    fn splits_stanzas_with_their_line_numbers() {
-        let text = "\nPackage: a\nVersion: 1\n\n \nPackage: b\nDescription: x\n .\n y\n";
-        let got = stanzas(text);
-        assert_eq!(
-            got,
-            vec![
-                (2, "Package: a\nVersion: 1\n".to_owned()),
-                (6, "Package: b\nDescription: x\n .\n y\n".to_owned()),
-            ]
-        );
-    }
 
     #[test]
     fn bad_versions_are_errors_not_gaps() {

@@ -10,7 +10,7 @@
 //! publish that includes the package.
 
 pub mod deb_writer;
-pub mod deploy;
+pub use repoctl_formats::deploy;
 pub mod host;
 pub mod namespace;
 pub mod pipeline;

@@ -18,7 +18,7 @@ pub mod next_version;
 pub mod package;
 pub mod publish;
 mod reindex;
-pub mod release;
+pub use repoctl_formats::release;
 pub mod tokens;
 pub mod verify;
 mod workers;

@@ -174,8 +174,8 @@ impl Deploy {
                 ));
             }
         }
-        if !crate::config::is_safe_name(&self.target_platform)
-            || !crate::config::is_safe_name(&self.component)
+        if !crate::names::is_safe_name(&self.target_platform)
+            || !crate::names::is_safe_name(&self.component)
         {
             return Err(bad(
                 "target_platform",

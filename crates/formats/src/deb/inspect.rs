@@ -13,13 +13,12 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::ar::{self, read_up_to, HeaderError};
 use super::control::{ControlError, Paragraph, MAX_CONTROL_BYTES};
 
 /// A control member larger than this once decompressed is refused: real ones
 /// hold a few scripts; a bigger one is a decompression bomb.
 pub const MAX_CONTROL_TAR_BYTES: u64 = 16 << 20;
-
-const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
 
 /// What inspection learned about a `.deb`.
 #[derive(Debug, Clone)]
@@ -58,6 +57,12 @@ pub enum DebError {
         got: u64,
         expected: u64,
     },
+    #[error("{path} is truncated: the header of member #{number} ends after {got} of 60 bytes")]
+    TruncatedHeader {
+        path: PathBuf,
+        number: usize,
+        got: usize,
+    },
     #[error("{path}: member `{member}` cannot be read")]
     Corrupt {
         path: PathBuf,
@@ -83,7 +88,9 @@ impl DebError {
     pub fn hint(&self) -> Option<String> {
         match self {
             DebError::Io { .. } => None,
-            DebError::Truncated { .. } | DebError::Empty { .. } => {
+            DebError::Truncated { .. }
+            | DebError::TruncatedHeader { .. }
+            | DebError::Empty { .. } => {
                 Some("the upload or copy was cut short; send the whole file again".into())
             }
             DebError::Control { .. } => Some(
@@ -133,25 +140,36 @@ fn read_members<R: Read>(reader: &mut R, path: &Path) -> Result<Paragraph, DebEr
             path: path.to_path_buf(),
         });
     }
-    if got < magic.len() || &magic != AR_MAGIC {
+    if got < magic.len() || &magic != ar::MAGIC {
         return Err(DebError::NotAr {
             path: path.to_path_buf(),
         });
     }
-    let mut archive = ar::Archive::new(io::Cursor::new(magic).chain(reader));
+    let io_error = |source| DebError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut index = 0;
     let mut control = None;
     let mut has_data = false;
-    while let Some(entry) = archive.next_entry() {
-        let mut entry = entry.map_err(|source| DebError::Corrupt {
-            path: path.to_path_buf(),
-            member: format!("#{}", index + 1),
-            source,
-        })?;
-        let name = member_name(entry.header().identifier());
-        let expected = entry.header().size();
+    loop {
+        let header = match ar::read_member_header(reader) {
+            Ok(Some(header)) => header,
+            Ok(None) => break,
+            Err(HeaderError::Truncated { got }) => {
+                return Err(DebError::TruncatedHeader {
+                    path: path.to_path_buf(),
+                    number: index + 1,
+                    got,
+                })
+            }
+            Err(HeaderError::Io(source)) => return Err(io_error(source)),
+            Err(e) => return Err(format(&format!("member #{}: {e}", index + 1))),
+        };
+        let name = header.name;
+        let expected = header.size;
         let mut entry = CountingReader {
-            inner: &mut entry,
+            inner: (&mut *reader).take(expected),
             count: 0,
         };
         match (index, name.as_str()) {
@@ -193,6 +211,7 @@ fn read_members<R: Read>(reader: &mut R, path: &Path) -> Result<Paragraph, DebEr
                 expected,
             });
         }
+        ar::skip_padding(reader, expected).map_err(io_error)?;
         index += 1;
     }
     if index == 0 {
@@ -279,28 +298,7 @@ fn read_control_member<R: Read>(
     })
 }
 
-/// Member names are space-padded, and GNU ar ends them with `/`.
-fn member_name(identifier: &[u8]) -> String {
-    String::from_utf8_lossy(identifier)
-        .trim_end()
-        .trim_end_matches('/')
-        .to_string()
-}
-
-fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// Counts what a member yields: `ar` stops silently at a short member.
+/// Counts what a member yields: a short member ends early, without an error.
 struct CountingReader<R> {
     inner: R,
     count: u64,
@@ -428,5 +426,115 @@ impl<W: io::Write> io::Write for HashingWriter<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            0,
+            0,
+            0,
+            100644,
+            data.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn control_tar(control: &str) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(control.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "./control", control.as_bytes())
+            .unwrap();
+        tar.into_inner().unwrap()
+    }
+
+    fn deb(members: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = ar::MAGIC.to_vec();
+        for m in members {
+            out.extend_from_slice(m);
+        }
+        out
+    }
+
+    fn inspect_bytes(bytes: &[u8]) -> Result<DebInfo, DebError> {
+        inspect_reader(bytes, Path::new("t.deb"))
+    }
+
+    #[test]
+    fn reads_the_control_of_a_minimal_deb() {
+        let bytes = deb(&[
+            member("debian-binary", b"2.0\n"),
+            member("control.tar", &control_tar("Package: a\nVersion: 1\n")),
+            member("data.tar", b"x"),
+        ]);
+        let info = inspect_bytes(&bytes).unwrap();
+        assert_eq!(info.control.get("Version"), Some("1"));
+        assert_eq!(info.checksums.size, bytes.len() as u64);
+    }
+
+    #[test]
+    fn ar_long_name_references_are_refused_without_panic_or_allocation() {
+        // Found while writing the fuzz target (fuzz/seeds/deb_inspect/
+        // regression-ar-*): the `ar` crate, used before, indexed a GNU name
+        // table that was never read (`/99`: a panic) and allocated whatever
+        // size a header gave for the table (`//`) or a BSD long name (`#1/…`).
+        for name in ["/99", "//", "#1/9999999999"] {
+            let bytes = deb(&[
+                member("debian-binary", b"2.0\n"),
+                member(name, b""),
+                member("control.tar", &control_tar("Package: a\n")),
+            ]);
+            let err = inspect_bytes(&bytes).unwrap_err();
+            assert!(
+                matches!(&err, DebError::Format { problem, .. } if problem.contains("data.tar")),
+                "{name}: {err}"
+            );
+        }
+        let mut huge = member("//", b"");
+        huge[48..58].copy_from_slice(b"9999999999");
+        let bytes = deb(&[member("debian-binary", b"2.0\n"), huge]);
+        let err = inspect_bytes(&bytes).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DebError::Truncated {
+                    got: 0,
+                    expected: 9_999_999_999,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_member_header_is_truncated() {
+        let mut bytes = deb(&[member("debian-binary", b"2.0\n")]);
+        bytes.extend_from_slice(&member("control.tar", b"")[..20]);
+        let err = inspect_bytes(&bytes).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DebError::TruncatedHeader {
+                    number: 2,
+                    got: 20,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
