@@ -152,8 +152,24 @@ impl RepoError {
                 "pool file names leave out the epoch; use a version that differs after the epoch".into(),
             ),
             RepoError::NothingToAdd { .. } => Some("pass .deb files or a directory that holds some".into()),
+            RepoError::Catalog(e) => catalog_hint(e),
             _ => None,
         }
+    }
+}
+
+/// A full or failing disk reaches SQLite first (its WAL and shared memory
+/// grow on every write), as an I/O error that does not say "space".
+fn catalog_hint(e: &rusqlite::Error) -> Option<String> {
+    use rusqlite::ErrorCode::{DiskFull, SystemIoFailure};
+    match e.sqlite_error_code()? {
+        DiskFull | SystemIoFailure => Some(
+            "the file system holding the repository may be full or failing: free space \
+             (df -h), then run the command again; the catalog transaction rolled back, \
+             nothing was changed"
+                .into(),
+        ),
+        _ => None,
     }
 }
 

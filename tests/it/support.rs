@@ -306,6 +306,32 @@ pub fn apt_check(
 /// Everything observable about a repository: every file under `public/`
 /// (content hash, or link target), and the catalog's rows.
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut state = served_snapshot(root);
+    let conn =
+        rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
+    for table in ["package_files", "memberships", "dirty_indices", "history"] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+            .expect("select");
+        let columns = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).map(|v| format!("{v:?}"))))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        state.insert(format!("catalog:{table}"), rows.join("\n"));
+    }
+    state
+}
+
+/// What apt can see of a repository: every path under `public/`, with its
+/// content hash or link target.
+pub fn served_snapshot(root: &Path) -> BTreeMap<String, String> {
     let mut state = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root.join("public")).sort_by_file_name() {
         let entry = entry.expect("walk");
@@ -326,25 +352,6 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
             "dir".into()
         };
         state.insert(rel, value);
-    }
-    let conn =
-        rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
-    for table in ["package_files", "memberships", "dirty_indices", "history"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
-            .expect("select");
-        let columns = stmt.column_count();
-        let rows: Vec<String> = stmt
-            .query_map([], |row| {
-                Ok((0..columns)
-                    .map(|i| format!("{:?}", row.get_ref(i).map(|v| format!("{v:?}"))))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .expect("query")
-            .map(|r| r.expect("row"))
-            .collect();
-        state.insert(format!("catalog:{table}"), rows.join("\n"));
     }
     state
 }
@@ -579,4 +586,40 @@ pub fn upload_leftovers(root: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
         .collect()
+}
+
+/// A small tmpfs of its own, unmounted on drop (needs root, as CI has).
+pub struct SmallDisk {
+    _dir: tempfile::TempDir,
+    pub mount: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("disk");
+        std::fs::create_dir(&mount).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { _dir: dir, mount })
+    }
+
+    /// Writes a filler file until the disk is full.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.mount.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
 }
