@@ -11,6 +11,7 @@ mod build;
 mod cli;
 mod compress;
 mod crash;
+mod hostile;
 mod http;
 mod http_tree;
 mod incoming;
