@@ -324,6 +324,16 @@ impl Repository {
         Ok(published)
     }
 
+    /// Refuses to go on while a secret key file is missing or open to group
+    /// or others: every change ends in a signed publish, so a writer checks
+    /// before it changes anything (the keys are parsed only to sign).
+    pub fn check_signing_keys(&self) -> Result<(), RepoError> {
+        for path in &self.config.signing.keys {
+            SigningKey::check_file(&self.root.join(path))?;
+        }
+        Ok(())
+    }
+
     pub fn signer(&self) -> Result<Signer, RepoError> {
         let keys = self
             .config
@@ -412,6 +422,7 @@ impl Repository {
     }
 
     fn lock(&self) -> Result<lock::WriterLock, RepoError> {
+        self.check_signing_keys()?;
         let path = self.root.join("state").join("lock");
         lock::WriterLock::acquire(&path).map_err(|source| RepoError::Io {
             action: "cannot take the writer lock",

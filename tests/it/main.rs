@@ -12,6 +12,7 @@ mod cli;
 mod compress;
 mod crash;
 mod faults;
+mod hostile;
 mod http;
 mod http_tree;
 mod incoming;
