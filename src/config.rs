@@ -84,6 +84,13 @@ pub struct ServerSection {
     /// On SIGTERM, how long running requests may take to finish before they
     /// are cut off.
     pub shutdown_grace_secs: u64,
+    /// How long a client may take to send a request's headers, and how long
+    /// a kept-alive connection may wait idle for its next request, before
+    /// the connection is closed (slow or idle clients hold no connection).
+    pub header_timeout_secs: u64,
+    /// The longest pause inside a request body (a stalled upload) before
+    /// the request is refused and its connection closed.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -93,6 +100,8 @@ impl Default for ServerSection {
             max_upload_bytes: 2 << 30,
             private: false,
             shutdown_grace_secs: 30,
+            header_timeout_secs: 30,
+            body_timeout_secs: 60,
         }
     }
 }
@@ -312,11 +321,17 @@ impl Config {
                 ));
             }
         }
-        if self.server.max_upload_bytes == 0 {
-            return Err(invalid(
-                "server.max_upload_bytes",
-                "must be more than 0".into(),
-            ));
+        for (key, value) in [
+            ("server.max_upload_bytes", self.server.max_upload_bytes),
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be more than 0".into()));
+            }
         }
         if self.signing.keys.is_empty() {
             return Err(invalid(

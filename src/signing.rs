@@ -381,29 +381,21 @@ impl SigningKey {
 
     /// Reads a key file. Refuses a file that group or others can read.
     pub fn load(path: &Path) -> Result<Self, SigningError> {
-        let read_error = |source| SigningError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        // Check the mode of the file actually opened, not of a path that may
-        // change in between.
-        let mut file = File::open(path).map_err(read_error)?;
-        let metadata = file.metadata().map_err(read_error)?;
-        if !metadata.is_file() {
-            return Err(SigningError::NotAFile {
-                path: path.to_owned(),
-            });
-        }
-        let mode = metadata.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(SigningError::KeyFileTooOpen {
-                path: path.to_owned(),
-                mode,
-            });
-        }
+        let mut file = open_secret_key_file(path)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(read_error)?;
+        file.read_to_end(&mut bytes)
+            .map_err(|source| SigningError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         Self::from_armored(&bytes, path)
+    }
+
+    /// Checks a key file as [`SigningKey::load`] does (a regular file that
+    /// only its owner may access) without parsing it: cheap enough to run
+    /// before every change to a repository.
+    pub fn check_file(path: &Path) -> Result<(), SigningError> {
+        open_secret_key_file(path).map(drop)
     }
 
     /// Writes the armored secret key to a new file created with mode 0600
@@ -688,6 +680,32 @@ fn stream_sign(
 }
 
 /// One armored block holding every certificate, like `gpg --armor --export A B`.
+/// Opens a secret key file, refusing one that is not a regular file or that
+/// group or others may access.
+fn open_secret_key_file(path: &Path) -> Result<File, SigningError> {
+    let read_error = |source| SigningError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    // Check the mode of the file actually opened, not of a path that may
+    // change in between.
+    let file = File::open(path).map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(SigningError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SigningError::KeyFileTooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(file)
+}
+
 fn armor_keyring(keys: &[SigningKey]) -> openpgp::Result<Vec<u8>> {
     let mut sink = Vec::new();
     {

@@ -85,6 +85,8 @@ pub struct BuildOptions {
     pub allow_dirty: bool,
     pub clean: bool,
     pub pip: venv::PipOptions,
+    /// Draw a progress line on stderr while the .deb is written (a terminal).
+    pub progress: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,6 +131,41 @@ impl Clock {
             "build step done"
         );
         self.last = now;
+    }
+}
+
+/// The progress line while the .deb is written: the data member's share of
+/// file bytes handed to the compressor, redrawn at most ten times a second.
+struct Meter {
+    on: bool,
+    drawn: Option<Instant>,
+}
+
+impl Meter {
+    fn new(on: bool) -> Meter {
+        Meter { on, drawn: None }
+    }
+
+    fn show(&mut self, p: deb_writer::DataProgress) {
+        let due = self.drawn.is_none_or(|t| t.elapsed().as_millis() >= 100);
+        if !self.on || !due || p.total == 0 {
+            return;
+        }
+        let mb = |bytes: u64| bytes as f64 / 1e6;
+        eprint!(
+            "\rwrite the .deb: {:3}% ({:.0} of {:.0} MB)",
+            p.done * 100 / p.total,
+            mb(p.done),
+            mb(p.total)
+        );
+        self.drawn = Some(Instant::now());
+    }
+
+    /// Erases the line, so the summary starts on a clean one.
+    fn clear(&mut self) {
+        if self.on && self.drawn.is_some() {
+            eprint!("\r\x1b[K");
+        }
     }
 }
 
@@ -191,9 +228,12 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         version: &version,
     };
     let result = made.venv_and_deb(options, &requirements, &mut clock, &mut warnings);
+    if result.is_ok() {
+        clock.done("write the .deb");
+    }
     let _ = std::fs::remove_dir_all(&venv_dir);
     let (stats, deb, temp) = result?;
-    clock.done("write the .deb");
+    clock.done("remove the build tree");
 
     let pushed_to = match (&options.repo, options.build_only) {
         (Some(repo), false) => Some(push::push(
@@ -288,7 +328,10 @@ impl Made<'_> {
         );
         let (out_dir, temp) = output_dir(options)?;
         let deb = out_dir.join(&file_name);
-        let stats = deb_writer::write_deb(&spec, &deb).map_err(|e| BuildError::Step {
+        let mut meter = Meter::new(options.progress);
+        let written = deb_writer::write_deb_reporting(&spec, &deb, &mut |p| meter.show(p));
+        meter.clear();
+        let stats = written.map_err(|e| BuildError::Step {
             step: "write the .deb",
             message: e.to_string(),
             hint: "check the space of the output directory".into(),

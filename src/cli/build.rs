@@ -1,5 +1,6 @@
 //! `repoctl build`: an application directory into a virtualenv .deb, pushed.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -133,6 +134,7 @@ pub fn run(root: &Path, root_given: bool, args: BuildArgs) -> anyhow::Result<Exi
             find_links: args.find_links,
             cache_dir: args.pip_cache,
         },
+        progress: std::io::stderr().is_terminal(),
     };
     let report = crate::build::build(&options)?;
     if args.json {

@@ -12,7 +12,7 @@ use clap::Args;
 /// `repoctl serve` does the same; run `watch` alone when uploads come only
 /// through scp or sftp. A file is taken once nobody writes it any more, added
 /// and published, then deleted from incoming/. A file that is not a valid
-/// .deb (or a symlink, or in an unknown dist/component) moves to
+/// .deb (or a symlink, a hard link, or in an unknown dist/component) moves to
 /// incoming/rejected/ with <file>.reason beside it. Names that writers rename
 /// at the end (.part, .tmp, .filepart, hidden files) wait for the rename.
 /// Timing: [incoming] rescan_ms and settle_ms in repoctl.toml. Runs until

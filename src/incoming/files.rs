@@ -12,6 +12,9 @@ use crate::config::{is_safe_name, Config, Target};
 use crate::deb::inspect;
 use crate::repo::RepoError;
 
+/// The longest name a refused file keeps in rejected/ (a longer one is cut).
+const MAX_KEPT_NAME: usize = 200;
+
 /// What the watcher does with a file now.
 pub enum Look {
     Wait,
@@ -71,7 +74,9 @@ pub fn candidates(incoming: &Path, rejected: &str) -> Result<Vec<Candidate>, Rep
     Ok(found)
 }
 
-/// Directory entries by name, skipping names that wait for a rename.
+/// Directory entries by name, skipping names that wait for a rename. A name
+/// that is not UTF-8 is shown with replacement characters, never skipped
+/// (it would sit in incoming/ forever, neither taken nor refused).
 fn entries(dir: &Path) -> Result<Vec<(fs::DirEntry, String)>, RepoError> {
     let read = match fs::read_dir(dir) {
         Ok(read) => read,
@@ -87,7 +92,7 @@ fn entries(dir: &Path) -> Result<Vec<(fs::DirEntry, String)>, RepoError> {
     let mut out: Vec<_> = read
         .filter_map(Result::ok)
         .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
+            let name = e.file_name().to_string_lossy().into_owned();
             (!is_in_progress(&name)).then_some((e, name))
         })
         .collect();
@@ -125,6 +130,13 @@ fn candidate(path: PathBuf, target: Target) -> Candidate {
         Ok(m) if !m.file_type().is_file() => {
             Some(("not a regular file".into(), "upload .deb files only".into()))
         }
+        // Another name for the same file: it may belong to someone else
+        // (its owner would be recorded as the uploader), and it is not ours
+        // to take away.
+        Ok(m) if m.nlink() > 1 => Some((
+            "a hard link: a file in incoming/ must have no other name".into(),
+            "copy the file into incoming/ (scp, sftp, cp); do not hard-link it".into(),
+        )),
         _ if !is_safe_name(&target.dist) || !is_safe_name(&target.component) => Some((
             format!("{target} is not a valid dist/component name"),
             "upload into incoming/<dist>/<component>/ of a configured target".into(),
@@ -159,19 +171,26 @@ pub fn staged(staging: &Path) -> Result<Vec<(Target, PathBuf, String)>, RepoErro
 }
 
 /// Moves a ready file into the staging directory (never replacing one
-/// there). Returns the staged path, or why it cannot be taken.
-pub fn stage(candidate: &Candidate, staging: &Path) -> Result<PathBuf, String> {
+/// there). Returns the staged path, or why it cannot be taken and where the
+/// entry is now (to be moved into rejected/ from there).
+pub fn stage(candidate: &Candidate, staging: &Path) -> Result<PathBuf, (String, PathBuf)> {
     let name = candidate.path.file_name().unwrap_or_default();
     let dir = staging
         .join(&candidate.target.dist)
         .join(&candidate.target.component);
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot stage it: {e}"))?;
+    let not_moved = |e: io::Error| (format!("cannot stage it: {e}"), candidate.path.clone());
+    fs::create_dir_all(&dir).map_err(not_moved)?;
     let staged = dir.join(name);
-    move_no_replace(&candidate.path, &staged).map_err(|e| format!("cannot stage it: {e}"))?;
-    // The staged entry must be the regular file that was checked.
+    move_no_replace(&candidate.path, &staged).map_err(not_moved)?;
+    // The staged entry must be the regular file that was checked, with no
+    // other name (swapped for a link after it was looked at, it leaves).
     match fs::symlink_metadata(&staged) {
-        Ok(m) if m.file_type().is_file() => Ok(staged),
-        _ => Err("it changed into something other than a regular file while it was taken".into()),
+        Ok(m) if m.file_type().is_file() && m.nlink() == 1 => Ok(staged),
+        _ => Err((
+            "it changed into a link or something other than a regular file while it was taken"
+                .into(),
+            staged,
+        )),
     }
 }
 
@@ -249,15 +268,18 @@ pub fn reject(
 ) -> io::Result<()> {
     let name = path
         .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("unnamed")
-        .to_string();
+        .map_or("unnamed".into(), |n| n.to_string_lossy().into_owned());
+    // Room for `.N` and `.reason` within the 255 bytes of a file name.
+    let mut base = name.clone();
+    while base.len() > MAX_KEPT_NAME {
+        base.pop();
+    }
     let group = fs::metadata(rejected)?.gid();
     for attempt in 0u32.. {
         let kept = if attempt == 0 {
-            name.clone()
+            base.clone()
         } else {
-            format!("{name}.{attempt}")
+            format!("{base}.{attempt}")
         };
         let reason_path = rejected.join(format!("{kept}.reason"));
         let reason = match fs::OpenOptions::new()
@@ -329,8 +351,15 @@ fn write_reason(
 
 /// Renames without ever replacing: a hard link (which fails if the name
 /// exists and never follows a symlink), then the old name goes. Copies
-/// when the two are on different filesystems.
+/// when the two are on different filesystems. A directory (which cannot be
+/// hard-linked) is renamed if nothing has the new name.
 fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(from)?.is_dir() {
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        return fs::rename(from, to);
+    }
     match fs::hard_link(from, to) {
         Ok(()) => fs::remove_file(from),
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
@@ -382,6 +411,40 @@ mod tests {
         assert!(writes("flags:\t02\n"));
         assert!(!writes("pos:\t0\nflags:\t0100000\n"));
         assert!(!writes("nothing"));
+    }
+
+    #[test]
+    fn an_entry_swapped_for_a_link_after_the_look_is_never_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (incoming, staging) = (dir.path().join("trusty/dev"), dir.path().join("staging"));
+        fs::create_dir_all(&incoming).unwrap();
+        let outside = dir.path().join("outside.deb");
+        fs::write(&outside, b"someone else's package").unwrap();
+        let target = Target {
+            dist: "trusty".into(),
+            component: "dev".into(),
+        };
+        type Swap = fn(&Path, &Path) -> io::Result<()>;
+        let swaps: [(&str, Swap); 2] = [
+            ("symlink", |from, to| std::os::unix::fs::symlink(from, to)),
+            ("hard link", |from, to| fs::hard_link(from, to)),
+        ];
+        for (i, (kind, swap)) in swaps.into_iter().enumerate() {
+            let path = incoming.join(format!("{i}.deb"));
+            fs::write(&path, b"the file that was looked at").unwrap();
+            let looked_at = candidate(path.clone(), target.clone());
+            assert!(looked_at.problem.is_none(), "{kind}");
+            fs::remove_file(&path).unwrap();
+            swap(&outside, &path).unwrap();
+            let (reason, at) = stage(&looked_at, &staging).expect_err(kind);
+            assert!(reason.contains("link"), "{kind}: {reason}");
+            assert!(at.starts_with(&staging), "{kind}: {}", at.display());
+            fs::remove_file(&at).unwrap();
+        }
+        assert_eq!(fs::read(&outside).unwrap(), b"someone else's package");
+        let path = incoming.join("plain.deb");
+        fs::write(&path, b"plain").unwrap();
+        assert!(stage(&candidate(path, target), &staging).is_ok());
     }
 
     #[test]

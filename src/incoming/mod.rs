@@ -63,6 +63,8 @@ pub struct Pass {
 impl Watcher {
     pub fn open(root: &Path) -> Result<Watcher, RepoError> {
         let repo = Repository::open(root)?;
+        // Every pass publishes: refuse at start, not at the first file.
+        repo.check_signing_keys()?;
         // Canonical, so paths compare equal to what /proc/*/fd shows.
         let root = &root.canonicalize().map_err(|source| RepoError::Io {
             action: "cannot resolve",
@@ -164,8 +166,8 @@ impl Watcher {
                 Look::Wait => pass.waiting += 1,
                 Look::Ready => match files::stage(&candidate, &self.root.join(STAGING_DIR)) {
                     Ok(path) => staged.push((candidate.target.clone(), path, candidate.uploader)),
-                    Err(reason) => {
-                        self.reject(&candidate.path, &candidate.target, &reason, None)?;
+                    Err((reason, at)) => {
+                        self.reject(&at, &candidate.target, &reason, None)?;
                         pass.rejected += 1;
                     }
                 },

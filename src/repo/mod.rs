@@ -152,8 +152,24 @@ impl RepoError {
                 "pool file names leave out the epoch; use a version that differs after the epoch".into(),
             ),
             RepoError::NothingToAdd { .. } => Some("pass .deb files or a directory that holds some".into()),
+            RepoError::Catalog(e) => catalog_hint(e),
             _ => None,
         }
+    }
+}
+
+/// A full or failing disk reaches SQLite first (its WAL and shared memory
+/// grow on every write), as an I/O error that does not say "space".
+fn catalog_hint(e: &rusqlite::Error) -> Option<String> {
+    use rusqlite::ErrorCode::{DiskFull, SystemIoFailure};
+    match e.sqlite_error_code()? {
+        DiskFull | SystemIoFailure => Some(
+            "the file system holding the repository may be full or failing: free space \
+             (df -h), then run the command again; the catalog transaction rolled back, \
+             nothing was changed"
+                .into(),
+        ),
+        _ => None,
     }
 }
 
@@ -308,6 +324,16 @@ impl Repository {
         Ok(published)
     }
 
+    /// Refuses to go on while a secret key file is missing or open to group
+    /// or others: every change ends in a signed publish, so a writer checks
+    /// before it changes anything (the keys are parsed only to sign).
+    pub fn check_signing_keys(&self) -> Result<(), RepoError> {
+        for path in &self.config.signing.keys {
+            SigningKey::check_file(&self.root.join(path))?;
+        }
+        Ok(())
+    }
+
     pub fn signer(&self) -> Result<Signer, RepoError> {
         let keys = self
             .config
@@ -396,6 +422,7 @@ impl Repository {
     }
 
     fn lock(&self) -> Result<lock::WriterLock, RepoError> {
+        self.check_signing_keys()?;
         let path = self.root.join("state").join("lock");
         lock::WriterLock::acquire(&path).map_err(|source| RepoError::Io {
             action: "cannot take the writer lock",

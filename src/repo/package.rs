@@ -23,6 +23,10 @@ const COMPUTED_FIELDS: &[&str] = &[
     "Description-md5",
 ];
 
+/// The longest file name Linux filesystems store (NAME_MAX): a pool file
+/// name past it could not be written.
+const MAX_FILE_NAME: usize = 255;
+
 #[derive(Debug, Clone)]
 pub struct PackageFile {
     pub name: String,
@@ -60,6 +64,12 @@ pub enum PolicyError {
     },
     #[error("{path}: the control file sets `{field}`, which only the repository may compute")]
     ComputedField { path: String, field: String },
+    #[error("{path}: the value of `{field}` holds the control character {character:?}")]
+    ControlCharacter {
+        path: String,
+        field: String,
+        character: char,
+    },
 }
 
 impl PolicyError {
@@ -72,6 +82,7 @@ impl PolicyError {
             PolicyError::BadVersion { .. } => "use a version dpkg accepts, e.g. `42` (see `repoctl next-version`); `dpkg --compare-versions` checks the syntax".into(),
             PolicyError::BadArchitecture { .. } => "build the package for `all` or for one of the architectures in repoctl.toml, or add the architecture there".into(),
             PolicyError::ComputedField { .. } => "remove the field from debian/control; the repository writes it into the index".into(),
+            PolicyError::ControlCharacter { .. } => "control fields are text: remove the character from debian/control (a value continues on the next line only after a space)".into(),
         })
     }
 }
@@ -125,6 +136,20 @@ impl PackageFile {
                 field: field.to_string(),
             });
         }
+        // What the index copies must stay one field per line for every
+        // reader: no CR, NUL, escape or Unicode line separator (a line break
+        // is only ever the one before a continuation line).
+        for (field, value) in control.fields() {
+            if let Some(character) = value.chars().find(|&c| {
+                (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}')
+            }) {
+                return Err(PolicyError::ControlCharacter {
+                    path: shown,
+                    field: field.to_string(),
+                    character,
+                });
+            }
+        }
 
         let checksums = info.checksums;
         control.set("Size", &checksums.size.to_string());
@@ -133,6 +158,16 @@ impl PackageFile {
         control.set("SHA256", &checksums.sha256);
         control.sort_like_dpkg_index();
         let file_name = format!("{name}_{}_{architecture}.deb", version.without_epoch());
+        if file_name.len() > MAX_FILE_NAME {
+            return Err(PolicyError::BadVersion {
+                path: shown,
+                version: version_text,
+                reason: format!(
+                    "the pool file name would be {} bytes long, longer than the {MAX_FILE_NAME} a file name may have",
+                    file_name.len()
+                ),
+            });
+        }
         Ok(PackageFile {
             name,
             version,

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod files;
 pub mod ingest;
@@ -23,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -54,6 +55,9 @@ impl App {
     /// publishes), token checks and queries.
     pub fn open(root: PathBuf) -> Result<App, RepoError> {
         let writer = Repository::open(&root)?;
+        // Refused at start, not at the first publish after uploads were
+        // acknowledged.
+        writer.check_signing_keys()?;
         let config = writer.config().clone();
         let public = writer.public_dir();
         let tree = PublicTree::new(&public).map_err(|source| RepoError::Io {
@@ -142,31 +146,44 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The whole application, built without a socket so tests can call it.
-pub fn router(app: Arc<App>) -> Router {
-    let api = Router::new()
-        .route("/dists", get(api::dists))
-        .route(
+/// Every route under `/api/v1`, in one table: the router is built from it,
+/// and the tests walk it to check that each route refuses a missing,
+/// revoked or under-scoped token.
+fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        ("/dists", get(api::dists)),
+        (
             "/dists/{dist}/components/{component}/packages",
             get(api::packages_in)
                 .put(upload::upload)
                 .post(upload::upload),
-        )
-        .route("/packages", get(api::packages))
-        .route("/packages/{name}", get(api::package))
-        .route("/packages/{name}/next-version", get(api::next_version))
-        .route(
-            "/packages/{name}/reservations",
-            axum::routing::post(api::reserve),
-        )
-        .route("/history", get(api::history))
-        .route(
-            "/operations/{action}",
-            axum::routing::post(operations::operate),
-        )
+        ),
+        ("/packages", get(api::packages)),
+        ("/packages/{name}", get(api::package)),
+        ("/packages/{name}/next-version", get(api::next_version)),
+        ("/packages/{name}/reservations", post(api::reserve)),
+        ("/history", get(api::history)),
+        ("/operations/{action}", post(operations::operate)),
+    ]
+}
+
+/// The path of every route under `/api/v1`, as the router matches it.
+pub fn api_paths() -> Vec<&'static str> {
+    api_routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The whole application, built without a socket so tests can call it.
+pub fn router(app: Arc<App>) -> Router {
+    let api = api_routes()
+        .into_iter()
+        .fold(Router::new(), |api, (path, methods)| {
+            api.route(path, methods)
+        })
         .fallback(api::unknown)
-        // Uploads count their own bytes against [server] max_upload_bytes.
+        // Uploads count their own bytes against [server] max_upload_bytes,
+        // operations against theirs.
         .layer(DefaultBodyLimit::disable());
+    let body_timeout = Duration::from_secs(app.config.server.body_timeout_secs);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -177,6 +194,11 @@ pub fn router(app: Arc<App>) -> Router {
             count_responses,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A body that pauses longer errors out: the handler refuses the
+        // request, and the connection of a stalled upload closes.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
         .with_state(app)
 }
 
@@ -231,12 +253,17 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
     let signalled = Arc::new(tokio::sync::Notify::new());
     let on_signal = Arc::clone(&signalled);
-    let server =
-        axum::serve(listener, router(Arc::clone(&app))).with_graceful_shutdown(async move {
+    let header_timeout = Duration::from_secs(app.config.server.header_timeout_secs);
+    let server = connections::serve(
+        listener,
+        router(Arc::clone(&app)),
+        header_timeout,
+        async move {
             shutdown_signal().await;
             tracing::info!("shutting down: no new connections, running requests may finish");
             on_signal.notify_one();
-        });
+        },
+    );
     tokio::select! {
         result = server => result?,
         () = async { signalled.notified().await; tokio::time::sleep(grace).await } => {

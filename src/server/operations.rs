@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::StatusCode;
 use axum::Json;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -19,6 +20,10 @@ use super::App;
 use crate::config::Target;
 use crate::repo::lifecycle::PackageSpec;
 use crate::repo::{Actor, Door, RepoError};
+
+/// Operation bodies are a few hundred bytes of JSON; a longer one is refused
+/// (413) rather than buffered.
+const MAX_BODY_BYTES: usize = 64 << 10;
 
 /// The body of every operation; each uses the fields its CLI command has.
 #[derive(Debug, Default, Deserialize)]
@@ -46,10 +51,9 @@ pub struct Body {
 pub async fn operate(
     State(app): State<Arc<App>>,
     UrlPath(action): UrlPath<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let grant = app.authenticate(&headers).await?;
+    let grant = app.authenticate(request.headers()).await?;
     if !grant.operator {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -58,7 +62,9 @@ pub async fn operate(
             "use a token made with `repoctl token create NAME --operator`",
         ));
     }
-    // Parsed here, after the token check, whatever the Content-Type says.
+    // Read and parsed here, after the token check, whatever the
+    // Content-Type says.
+    let body = read_body(request).await?;
     let body: Body = if body.is_empty() {
         Body::default()
     } else {
@@ -133,6 +139,36 @@ fn run(app: &App, action: &str, body: &Body, actor: &Actor) -> Result<serde_json
         _ => return Err(ApiError::not_found(format!("no operation {action:?}"))),
     };
     Ok(value)
+}
+
+/// The request body, refused past `MAX_BODY_BYTES`.
+async fn read_body(request: Request) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("an operation's body may hold at most {MAX_BODY_BYTES} bytes"),
+            "send only the fields of the operation, as a small JSON object",
+        )
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = request.into_body().into_data_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| bad(&format!("the body could not be read to its end: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn json<T: serde::Serialize>(value: T) -> serde_json::Value {

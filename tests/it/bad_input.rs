@@ -3,55 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{snapshot, stderr, Deb, TestRepo};
-
-/// An ar archive with the given members, as `dpkg-deb` would lay it out.
-fn ar_archive(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut out = b"!<arch>\n".to_vec();
-    for (name, data) in members {
-        let header = format!(
-            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
-            name,
-            0,
-            0,
-            0,
-            "100644",
-            data.len()
-        );
-        assert_eq!(header.len(), 60);
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(data);
-        if data.len() % 2 == 1 {
-            out.push(b'\n');
-        }
-    }
-    out
-}
-
-/// A gzip-compressed tar holding `files`.
-fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, *data)
-            .expect("tar entry");
-    }
-    tar.into_inner().expect("tar").finish().expect("gzip")
-}
+use crate::support::{ar_archive, snapshot, stderr, tar_gz, Deb, TestRepo};
 
 fn deb_with_control(control: &str) -> Vec<u8> {
-    ar_archive(&[
-        ("debian-binary", b"2.0\n".to_vec()),
-        (
-            "control.tar.gz",
-            tar_gz(&[("./control", control.as_bytes())]),
-        ),
-        ("data.tar.gz", tar_gz(&[("./vrmd/x", b"x")])),
-    ])
+    crate::support::deb_with_control(control.as_bytes())
 }
 
 const GOOD_CONTROL: &str = "Package: vrmd-whois\nVersion: 7\nArchitecture: all\nMaintainer: Ops <ops@example.com>\nDescription: d\n";

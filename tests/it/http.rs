@@ -638,41 +638,6 @@ fn a_private_tree_needs_basic_auth_and_the_public_one_does_not() {
     );
 }
 
-/// A small tmpfs of its own, unmounted on drop (needs root, as CI has).
-struct SmallDisk {
-    _dir: tempfile::TempDir,
-    mount: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(megabytes: u32) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let mount = dir.path().join("disk");
-        std::fs::create_dir(&mount).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(&mount)
-            .status()
-            .ok()?;
-        status.success().then_some(SmallDisk { _dir: dir, mount })
-    }
-
-    /// Writes a filler file until the disk is full.
-    fn fill(&self) -> PathBuf {
-        let filler = self.mount.join("filler");
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while file.write_all(&block).is_ok() {}
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
-    }
-}
-
 #[test]
 fn a_full_disk_answers_507_changes_nothing_and_recovers() {
     let Some(disk) = SmallDisk::mount(8) else {

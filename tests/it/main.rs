@@ -11,6 +11,8 @@ mod build;
 mod cli;
 mod compress;
 mod crash;
+mod faults;
+mod hostile;
 mod http;
 mod http_tree;
 mod incoming;

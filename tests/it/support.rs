@@ -222,30 +222,56 @@ impl Deb<'_> {
 pub struct Server {
     child: Child,
     pub url: String,
+    /// Everything the server wrote to stderr after its address.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
     pub fn start(root: &Path) -> Server {
+        Server::start_with(root, &[])
+    }
+
+    /// With more arguments, e.g. `--log-format json -vv`.
+    pub fn start_with(root: &Path, args: &[&str]) -> Server {
         let mut child = repoctl(root)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("repoctl serve starts");
         let stderr = child.stderr.take().expect("stderr piped");
-        let mut lines = BufReader::new(stderr).lines();
+        let mut reader = BufReader::new(stderr);
+        let mut log = String::new();
         let url = loop {
-            let line = lines
-                .next()
-                .expect("serve prints its address before anything else")
-                .expect("stderr is text");
+            let mut line = Vec::new();
+            let read = reader.read_until(b'\n', &mut line).expect("stderr");
+            assert!(read > 0, "serve exited before printing its address:\n{log}");
+            let line = String::from_utf8_lossy(&line);
+            log.push_str(&line);
             if let Some(at) = line.find("http://") {
                 break line[at..].trim().to_string();
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, url }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(log));
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => kept
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_str(&String::from_utf8_lossy(&line)),
+            }
+        });
+        Server { child, url, log }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -258,6 +284,15 @@ impl Server {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         run_ok(Command::new("kill").args(["-TERM", &self.pid().to_string()]));
         self.child.wait().expect("server exits")
+    }
+
+    /// Like `terminate`, and returns everything the server logged.
+    pub fn terminate_with_log(mut self) -> (std::process::ExitStatus, String) {
+        run_ok(Command::new("kill").args(["-TERM", &self.pid().to_string()]));
+        let status = self.child.wait().expect("server exits");
+        // The drain thread reaches the end of the pipe right after the exit.
+        std::thread::sleep(Duration::from_millis(200));
+        (status, self.log())
     }
 }
 
@@ -306,6 +341,32 @@ pub fn apt_check(
 /// Everything observable about a repository: every file under `public/`
 /// (content hash, or link target), and the catalog's rows.
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut state = served_snapshot(root);
+    let conn =
+        rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
+    for table in ["package_files", "memberships", "dirty_indices", "history"] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+            .expect("select");
+        let columns = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).map(|v| format!("{v:?}"))))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        state.insert(format!("catalog:{table}"), rows.join("\n"));
+    }
+    state
+}
+
+/// What apt can see of a repository: every path under `public/`, with its
+/// content hash or link target.
+pub fn served_snapshot(root: &Path) -> BTreeMap<String, String> {
     let mut state = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root.join("public")).sort_by_file_name() {
         let entry = entry.expect("walk");
@@ -326,25 +387,6 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
             "dir".into()
         };
         state.insert(rel, value);
-    }
-    let conn =
-        rusqlite::Connection::open(root.join("state").join("catalog.sqlite")).expect("catalog");
-    for table in ["package_files", "memberships", "dirty_indices", "history"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
-            .expect("select");
-        let columns = stmt.column_count();
-        let rows: Vec<String> = stmt
-            .query_map([], |row| {
-                Ok((0..columns)
-                    .map(|i| format!("{:?}", row.get_ref(i).map(|v| format!("{v:?}"))))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .expect("query")
-            .map(|r| r.expect("row"))
-            .collect();
-        state.insert(format!("catalog:{table}"), rows.join("\n"));
     }
     state
 }
@@ -571,6 +613,54 @@ pub fn upload(server_url: &str, target: &str, token: &str, deb: &Path, query: &s
     curl(&["-H", &auth, "-T", deb.to_str().expect("utf-8")], &url)
 }
 
+/// An ar archive with the given members, as `dpkg-deb` would lay it out.
+pub fn ar_archive(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, data) in members {
+        let header = format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            name,
+            0,
+            0,
+            0,
+            "100644",
+            data.len()
+        );
+        assert_eq!(header.len(), 60);
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// A gzip-compressed tar holding `files`.
+pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *data)
+            .expect("tar entry");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// A .deb made by hand around any `control` bytes, for what `dpkg-deb`
+/// refuses to build.
+pub fn deb_with_control(control: &[u8]) -> Vec<u8> {
+    ar_archive(&[
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", tar_gz(&[("./control", control)])),
+        ("data.tar.gz", tar_gz(&[("./vrmd/x", b"x")])),
+    ])
+}
+
 /// Every file left under `state/uploads/` (temporary upload files).
 pub fn upload_leftovers(root: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(root.join("state").join("uploads"))
@@ -579,4 +669,40 @@ pub fn upload_leftovers(root: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
         .collect()
+}
+
+/// A small tmpfs of its own, unmounted on drop (needs root, as CI has).
+pub struct SmallDisk {
+    _dir: tempfile::TempDir,
+    pub mount: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("disk");
+        std::fs::create_dir(&mount).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { _dir: dir, mount })
+    }
+
+    /// Writes a filler file until the disk is full.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.mount.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
 }
