@@ -328,6 +328,32 @@ fn check_after_kill(shared: &Shared, key: &Path) {
     }
 }
 
+/// `repoctl verify` on the stopped repository. The one finding a kill may
+/// leave is a pool file of an upload it cut off between the pool file's
+/// rename and the catalog commit: in no index and no catalog row, so apt
+/// never sees it, and a retried upload replaces it. Returns how many; any
+/// other finding is a problem.
+fn verify_allowing_leftovers(shared: &Shared) -> usize {
+    let out = shared.repo.cmd().arg("verify").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let uploaded = shared.uploaded.lock().unwrap();
+    let mut leftovers = 0;
+    for line in text.lines().filter(|l| l.starts_with("problem: ")) {
+        let acknowledged = uploaded
+            .iter()
+            .any(|v| line.contains(&format!("/vrmd-whois_{v}_all.deb:")));
+        if line.contains("no catalog row names it") && !acknowledged {
+            leftovers += 1;
+        } else {
+            shared.tally.problem(format!("verify: {line}"));
+        }
+    }
+    if !out.status.success() && leftovers == 0 {
+        shared.tally.problem(format!("verify failed:\n{text}"));
+    }
+    leftovers
+}
+
 #[test]
 fn sigkill_during_uploads_copies_prunes_and_rollbacks_loses_nothing() {
     let kills: usize = std::env::var("REPOCTL_FAULT_KILLS")
@@ -389,7 +415,7 @@ fn sigkill_during_uploads_copies_prunes_and_rollbacks_loses_nothing() {
     .settled_index();
     assert!(server.terminate().success());
     check_after_kill(&shared, &key);
-    run_ok(shared.repo.cmd().arg("verify"));
+    let leftovers = verify_allowing_leftovers(&shared);
     for (dist, acknowledged) in [("trusty", &shared.uploaded), ("precise", &shared.copied)] {
         let out = run_ok(
             shared
@@ -418,7 +444,7 @@ fn sigkill_during_uploads_copies_prunes_and_rollbacks_loses_nothing() {
     let t = &shared.tally;
     let problems = t.problems.lock().unwrap();
     eprintln!(
-        "fault injection: {} kill points in {:.0} s; {} operations acknowledged ({} uploads to trusty/dev, {} copies, the rest churn), {} cut off by a kill; operations lost or half-applied: {}; inconsistent trees seen: {}; vrmd-churn ends as {settled:?}",
+        "fault injection: {} kill points in {:.0} s; {} operations acknowledged ({} uploads to trusty/dev, {} copies, the rest churn), {} cut off by a kill; operations lost or half-applied: {}; inconsistent trees seen: {}; pool files left by cut-off uploads: {leftovers}; vrmd-churn ends as {settled:?}",
         t.kills.load(SeqCst),
         started.elapsed().as_secs_f64(),
         t.acknowledged.load(SeqCst),

@@ -487,9 +487,19 @@ pub fn dearmored_keyring(key: &Path) -> PathBuf {
     use base64_decode::decode;
     let bytes = decode(&body);
     // In the temporary directory, never beside a fixture in the source tree.
-    let name = key.file_stem().and_then(|n| n.to_str()).unwrap_or("key");
-    let out = std::env::temp_dir().join(format!("repoctl-{name}.{}.gpg", std::process::id()));
-    std::fs::write(&out, bytes).expect("write keyring");
+    // Named by content: tests running at once share one name per key and
+    // each renames its whole copy into place, so gpgv never reads a keyring
+    // another test is halfway through writing (or another key).
+    let id = hex::encode(&Sha256::digest(&bytes)[..8]);
+    let pid = std::process::id();
+    let out = std::env::temp_dir().join(format!("repoctl-key-{id}.{pid}.gpg"));
+    if !out.exists() {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tmp = out.with_extension(format!("gpg.{n}.tmp"));
+        std::fs::write(&tmp, bytes).expect("write keyring");
+        std::fs::rename(&tmp, &out).expect("rename keyring");
+    }
     out
 }
 
