@@ -456,7 +456,7 @@ fn sigkill_during_uploads_copies_prunes_and_rollbacks_loses_nothing() {
     );
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(
-        shared.uploaded.lock().unwrap().len() >= kills / 2,
+        shared.uploaded.lock().unwrap().len() >= kills / 4,
         "too few uploads were acknowledged to mean anything"
     );
 }
