@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use crate::support::{
-    apt_check, check_served_tree, curl, fixture, index_text, repoctl, run_ok, served_snapshot,
-    upload, Deb, Server, SmallDisk, TestRepo,
+    apt_check, check_served_tree, curl, index_text, repoctl, run_ok, served_snapshot, upload,
+    whois_debs, Deb, Server, SmallDisk, TestRepo,
 };
 
 const QUICK_KILLS: usize = 10;
@@ -467,24 +467,9 @@ fn a_publish_on_a_full_disk_fails_leaving_the_served_tree_and_recovers_without_r
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
     };
-    let root = disk.mount.join("repo");
-    run_ok(
-        repoctl(&root)
-            .args(["init", "--import-key"])
-            .arg(fixture("test-signing-key.asc")),
-    );
+    let root = disk.repo();
     let work = tempfile::tempdir().unwrap();
-    let debs: Vec<PathBuf> = ["1", "2"]
-        .iter()
-        .map(|v| {
-            Deb {
-                version: v,
-                payload: v,
-                ..Deb::default()
-            }
-            .build(work.path())
-        })
-        .collect();
+    let debs = whois_debs(work.path(), &["1", "2"]);
     run_ok(
         repoctl(&root)
             .args(["add", "--dist", "trusty", "--component", "dev"])

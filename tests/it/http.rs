@@ -644,12 +644,7 @@ fn a_full_disk_answers_507_changes_nothing_and_recovers() {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
     };
-    let root = disk.mount.join("repo");
-    run_ok(
-        repoctl(&root)
-            .args(["init", "--import-key"])
-            .arg(fixture("test-signing-key.asc")),
-    );
+    let root = disk.repo();
     let token = stdout(&run_ok(repoctl(&root).args([
         "token",
         "create",

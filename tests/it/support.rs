@@ -112,18 +112,7 @@ impl TestRepo {
 
     /// `vrmd-whois` .debs of these versions, each with its own bytes.
     pub fn whois_versions(&self, versions: &[&str]) -> Vec<PathBuf> {
-        let work = self.work();
-        versions
-            .iter()
-            .map(|v| {
-                Deb {
-                    version: v,
-                    payload: v,
-                    ..Deb::default()
-                }
-                .build(&work)
-            })
-            .collect()
+        whois_debs(&self.work(), versions)
     }
 
     /// A new API token (`repoctl token create NAME ARGS...`).
@@ -701,6 +690,17 @@ impl SmallDisk {
     }
 
     /// Writes a filler file until the disk is full.
+    /// A repository initialised on this disk with the test signing key.
+    pub fn repo(&self) -> PathBuf {
+        let root = self.mount.join("repo");
+        run_ok(
+            repoctl(&root)
+                .args(["init", "--import-key"])
+                .arg(fixture("test-signing-key.asc")),
+        );
+        root
+    }
+
     pub fn fill(&self) -> PathBuf {
         use std::io::Write;
         let filler = self.mount.join("filler");
@@ -715,4 +715,19 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
     }
+}
+
+/// `vrmd-whois` .debs of these versions, built in `dir`.
+pub fn whois_debs(dir: &Path, versions: &[&str]) -> Vec<PathBuf> {
+    versions
+        .iter()
+        .map(|v| {
+            Deb {
+                version: v,
+                payload: v,
+                ..Deb::default()
+            }
+            .build(dir)
+        })
+        .collect()
 }
