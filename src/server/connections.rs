@@ -5,17 +5,30 @@
 //! The longest pause inside a request body is the router's layer
 //! ([`super::router`]), since bodies are read by the handlers.
 //!
-//! Owns the accept loop and the graceful end of connections on shutdown;
-//! what a request does is the router's business.
+//! Every connection starts on the apt tree's own path
+//! ([`super::tree_http`]), which hands it to hyper and the router at the
+//! first request that is not a GET or HEAD of the tree.
+//!
+//! Owns the accept loop, the hand-over and the graceful end of connections
+//! on shutdown; what a request does is the router's business.
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use super::tree_http::{self, Limits, Outcome};
+use super::App;
 
 /// Request headers past this size answer 431 and close the connection. apt,
 /// curl and CI clients send well under 8 KiB; without a cap hyper buffers
@@ -26,12 +39,14 @@ pub const MAX_HEADER_BYTES: usize = 64 << 10;
 /// out of file descriptors), wait before accepting again instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting, lets running requests finish and closes idle connections.
+/// Serves `app` (the tree) and `router` (everything else) on `listener`
+/// until `shutdown` resolves, then stops accepting, lets running requests
+/// finish and closes idle connections.
 /// `header_timeout`: how long a client may take to send a request's headers,
 /// counted from when the connection waits for them (also between requests).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    app: Arc<App>,
     router: Router,
     header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
@@ -40,7 +55,12 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_header_size(MAX_HEADER_BYTES);
-    let graceful = GracefulShutdown::new();
+    let limits = Arc::new(Limits {
+        header_timeout,
+        max_header_bytes: MAX_HEADER_BYTES,
+    });
+    let (stop, stopping) = watch::channel(false);
+    let connections = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -55,18 +75,121 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                // Timeouts, oversized headers and vanished clients end here.
-                tracing::debug!(error = %e, "connection closed");
-            }
-        });
+        // Answers end with a short write; Nagle would hold it back until
+        // the client acknowledges the previous one.
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            app: Arc::clone(&app),
+            router: router.clone(),
+            http: http.clone(),
+            limits: Arc::clone(&limits),
+            stopping: stopping.clone(),
+        };
+        connections.spawn(connection.run(stream));
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    connections.close();
+    connections.wait().await;
     Ok(())
+}
+
+/// What one connection needs from the server.
+struct Connection {
+    app: Arc<App>,
+    router: Router,
+    http: hyper::server::conn::http1::Builder,
+    limits: Arc<Limits>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream) {
+        let outcome = tree_http::serve(stream, &self.app, &self.limits, self.stopping.clone());
+        let (stream, read) = match outcome.await {
+            Ok(Outcome::Handover { stream, read }) => (stream, read),
+            Ok(Outcome::Closed) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection closed");
+                return;
+            }
+        };
+        let io = TokioIo::new(Replay {
+            read,
+            at: 0,
+            stream,
+        });
+        let service = TowerToHyperService::new(self.router);
+        let connection = self.http.serve_connection(io, service);
+        let mut connection = std::pin::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            () = tree_http::stopped(&mut self.stopping) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            // Timeouts, oversized headers and vanished clients end here.
+            tracing::debug!(error = %e, "connection closed");
+        }
+    }
+}
+
+/// A connection whose first bytes were already read by the tree's path:
+/// hyper reads them again, then the rest.
+struct Replay {
+    read: Vec<u8>,
+    at: usize,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let unread = &this.read[this.at..];
+        if unread.is_empty() {
+            return Pin::new(&mut this.stream).poll_read(cx, buf);
+        }
+        let n = unread.len().min(buf.remaining());
+        buf.put_slice(&unread[..n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// Errors that concern one client's connection, not the listener.

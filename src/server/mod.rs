@@ -13,6 +13,7 @@ pub mod files;
 pub mod ingest;
 pub mod metrics;
 pub mod operations;
+pub mod tree_http;
 pub mod upload;
 
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -32,7 +33,7 @@ use crate::config::{Config, Target};
 use crate::repo::tokens::Grant;
 use crate::repo::{RepoError, Repository};
 use error::ApiError;
-use files::PublicTree;
+use files::{Answer, PublicTree};
 use ingest::Ingest;
 use metrics::Metrics;
 
@@ -105,6 +106,23 @@ impl App {
         grant.ok_or_else(ApiError::unauthorized)
     }
 
+    /// The answer to a GET or HEAD of the apt tree, whichever HTTP path
+    /// carried it: behind basic auth when the repository is private.
+    pub async fn tree_answer(
+        self: &Arc<Self>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Answer {
+        if self.config.server.private && self.authenticate(headers).await.is_err() {
+            let mut answer = Answer::new(StatusCode::UNAUTHORIZED);
+            let challenge = HeaderValue::from_static("Basic realm=\"repoctl\"");
+            answer.headers.insert(header::WWW_AUTHENTICATE, challenge);
+            return answer;
+        }
+        self.tree.answer(method, path, headers).await
+    }
+
     pub fn check_target(&self, target: &Target) -> Result<(), ApiError> {
         if self.config.has_target(&target.dist, &target.component) {
             Ok(())
@@ -167,6 +185,15 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<App>>)> {
     ]
 }
 
+/// Where the API is mounted.
+const API_PREFIX: &str = "/api/v1";
+
+/// Whether a request path belongs to the router's own routes rather than
+/// to the apt tree (see [`tree_http`], which hands those to the router).
+pub fn is_reserved(path: &str) -> bool {
+    path.starts_with(API_PREFIX) || path == "/healthz" || path == "/metrics"
+}
+
 /// The path of every route under `/api/v1`, as the router matches it.
 pub fn api_paths() -> Vec<&'static str> {
     api_routes().into_iter().map(|(path, _)| path).collect()
@@ -187,7 +214,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .nest("/api/v1", api)
+        .nest(API_PREFIX, api)
         .fallback(apt_tree)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -208,20 +235,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Everything outside `/api/v1`: files of `public/`, behind basic auth when
-/// the repository is private.
+/// Everything outside `/api/v1`: files of `public/`, for the connections
+/// that [`tree_http`] handed over.
 async fn apt_tree(State(app): State<Arc<App>>, request: Request) -> Response {
-    if app.config.server.private && app.authenticate(request.headers()).await.is_err() {
-        let mut response = StatusCode::UNAUTHORIZED.into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"repoctl\""),
-        );
-        return response;
-    }
-    app.tree
-        .respond(request.method(), request.uri().path(), request.headers())
+    let path = request.uri().path();
+    app.tree_answer(request.method(), path, request.headers())
         .await
+        .into_response()
 }
 
 async fn count_responses(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -256,6 +276,7 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     let header_timeout = Duration::from_secs(app.config.server.header_timeout_secs);
     let server = connections::serve(
         listener,
+        Arc::clone(&app),
         router(Arc::clone(&app)),
         header_timeout,
         async move {

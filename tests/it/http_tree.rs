@@ -161,3 +161,97 @@ fn reserved_paths_are_not_files_and_healthz_answers() {
     assert_eq!(api.status, 404);
     assert!(api.json()["error"].is_string());
 }
+
+/// One answer read off a raw connection.
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Splits what the server sent into answers; `bodiless` marks the answers
+/// to HEAD requests, whose Content-Length announces no body.
+fn answers(mut bytes: &[u8], bodiless: &[bool]) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for &no_body in bodiless {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a whole head")
+            + 4;
+        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_string)
+            })
+            .map_or(0, |l| l.trim().parse().unwrap());
+        let length = if no_body { 0 } else { length };
+        answers.push(Answer {
+            status,
+            head,
+            body: bytes[end..end + length].to_vec(),
+        });
+        bytes = &bytes[end + length..];
+    }
+    assert!(bytes.is_empty(), "more than {} answers", bodiless.len());
+    answers
+}
+
+#[test]
+fn pipelined_requests_on_one_connection_are_answered_in_order_across_the_hand_over() {
+    use std::io::{Read, Write};
+    let (repo, server) = served_repo();
+    // Large enough to be sent with sendfile, not from memory.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(repo.public().join("pool").join("big.bin"), &big).unwrap();
+    let release = std::fs::read(repo.public().join("dists/trusty/Release")).unwrap();
+    let key = std::fs::read(repo.public().join("key.asc")).unwrap();
+
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let host = format!("Host: {addr}\r\n");
+    // All at once, as apt pipelines: the tree's own path answers the first
+    // four, /healthz hands the connection to the router, which answers the
+    // last two from the bytes already read.
+    let requests = [
+        format!("GET /dists/trusty/Release HTTP/1.1\r\n{host}\r\n"),
+        format!("HEAD /key.asc HTTP/1.1\r\n{host}\r\n"),
+        format!("GET /pool/big.bin HTTP/1.1\r\n{host}\r\n"),
+        format!("GET /pool/big.bin HTTP/1.1\r\n{host}Range: bytes=1000-1999\r\n\r\n"),
+        format!("GET /healthz HTTP/1.1\r\n{host}\r\n"),
+        format!("GET /pool/big.bin HTTP/1.1\r\n{host}Range: bytes=-7\r\nConnection: close\r\n\r\n"),
+    ];
+    stream.write_all(requests.concat().as_bytes()).unwrap();
+    let mut sent = Vec::new();
+    stream.read_to_end(&mut sent).unwrap();
+
+    let got = answers(&sent, &[false, true, false, false, false, false]);
+    let statuses: Vec<u16> = got.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 206, 200, 206]);
+    assert_eq!(got[0].body, release);
+    assert!(
+        got[1]
+            .head
+            .contains(&format!("content-length: {}", key.len())),
+        "{}",
+        got[1].head
+    );
+    assert!(got[2].body == big, "the whole file, byte for byte");
+    assert!(
+        got[3]
+            .head
+            .contains("content-range: bytes 1000-1999/3000000"),
+        "{}",
+        got[3].head
+    );
+    assert_eq!(got[3].body, big[1000..2000]);
+    assert_eq!(got[4].body, b"ok\n");
+    assert_eq!(got[5].body, big[big.len() - 7..]);
+}
