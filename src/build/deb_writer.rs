@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gzp::deflate::Gzip;
 use gzp::par::compress::ParCompressBuilder;
 use gzp::ZWriter;
-use liblzma::stream::{Check, MtStreamBuilder};
+use liblzma::stream::{Check, Filters, LzmaOptions, MtStreamBuilder};
 use liblzma::write::XzEncoder;
 use md5::{Digest, Md5};
 use tar::{EntryType as T, Header};
@@ -34,8 +34,19 @@ use walkdir::{DirEntry, WalkDir};
 
 /// gzip level of both members: dpkg-deb's default for gzip.
 pub const GZIP_LEVEL: u32 = 9;
-/// xz preset: dpkg-deb's and xz's default.
+/// xz preset: dpkg-deb's and xz's default, the base of our LZMA2 options.
 pub const XZ_PRESET: u32 = 6;
+/// Two changes to preset 6, measured with `xz -T2` on the 183 MB tar of a
+/// venv (numpy, pandas) in 22.9 MB blocks: the match length at which the
+/// encoder stops looking for a longer one, 32 instead of 64, takes 22% less
+/// CPU for 1.5% more bytes; a 16 MiB dictionary (preset 7's) instead of
+/// 8 MiB wins back all but 0.3% for 3% of CPU. Together: 19% less CPU,
+/// 0.3% larger than preset 6, and still smaller than dpkg-deb's xz -6
+/// with its 24 MiB blocks (bench/deb_writer.rs measures both). The cost is
+/// memory: about 190 MiB per compression thread instead of 94 MiB; dpkg
+/// needs 16 MiB to unpack.
+pub const XZ_NICE_LEN: u32 = 32;
+pub const XZ_DICT_SIZE: u32 = 16 << 20;
 /// Bytes of tar per gzip piece. On a 183 MB venv tar, 4 MiB pieces came out
 /// 0.002% smaller than one zlib stream (1 MiB: 0.006% larger).
 pub const GZIP_CHUNK: usize = 4 << 20;
@@ -378,7 +389,7 @@ fn entry(item: &DirEntry, root: &Path, base: &[u8], clamp: u64) -> Result<Entry,
 /// equal blocks of at most `most` bytes, so that 1, 2 or 4 threads finish
 /// together instead of one compressing the last block alone (with 32 MiB
 /// blocks, a 183 MB tar left one of two cores idle for 3 of 96 MiB each).
-/// Never below a quarter of `most` (preset 6's 8 MiB dictionary), and
+/// Never below a quarter of `most` (8 MiB: smaller blocks compress worse), and
 /// counted from the entries, not the threads, so the output stays the same.
 fn xz_block(entries: &[Entry], most: u64) -> u64 {
     let tar: u64 = entries
@@ -417,10 +428,14 @@ fn write_data(
             (summary, finished.and_then(|mut w| w.flush()))
         }
         Compression::Xz => {
+            let mut lzma2 = LzmaOptions::new_preset(XZ_PRESET).map_err(|e| setup(e.to_string()))?;
+            lzma2.nice_len(XZ_NICE_LEN).dict_size(XZ_DICT_SIZE);
+            let mut filters = Filters::new();
+            filters.lzma2(&lzma2);
             let stream = MtStreamBuilder::new()
                 .threads(u32::try_from(threads).unwrap_or(u32::MAX))
                 .block_size(xz_block(entries, sizes.1))
-                .preset(XZ_PRESET)
+                .filters(filters)
                 .check(Check::Crc64)
                 .encoder()
                 .map_err(|e| setup(e.to_string()))?;
