@@ -155,6 +155,7 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
     dpkg(&["-i", deb.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "configured \n");
     let venv = prefix.join("whois");
+    assert_every_module_has_unchecked_hash_byte_code(&venv);
     for command in [
         vec![venv.join("bin/whois")],
         vec![venv.join("bin/python"), "-m".into(), "whois".into()],
@@ -172,6 +173,38 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
         "files left after remove"
     );
     let _ = std::fs::remove_dir_all(&prefix);
+}
+
+/// Every `.py` below `venv` (the requirements', pip's, the app's copy and
+/// its installed package) has its `.pyc` in `__pycache__`, hash-based and
+/// unchecked (flags 1 in the header): reproducible, never rewritten.
+fn assert_every_module_has_unchecked_hash_byte_code(venv: &std::path::Path) {
+    let mut modules = 0;
+    for entry in walkdir::WalkDir::new(venv).into_iter().map(Result::unwrap) {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "py") || !entry.file_type().is_file() {
+            continue;
+        }
+        modules += 1;
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let cache = path.parent().unwrap().join("__pycache__");
+        let pyc = std::fs::read_dir(&cache)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                name.starts_with(&format!("{stem}.")) && name.ends_with(".pyc")
+            })
+            .unwrap_or_else(|| panic!("no byte code for {}", path.display()));
+        let header = std::fs::read(&pyc).unwrap();
+        let flags = u32::from_le_bytes(header[4..8].try_into().unwrap());
+        assert_eq!(flags, 1, "{} is not unchecked-hash", pyc.display());
+    }
+    assert!(
+        modules > 100,
+        "only {modules} modules: pip and setuptools are missing"
+    );
 }
 
 #[test]
