@@ -5,8 +5,11 @@
 //! period, and no served index (by-hash keeps those of the last three
 //! publishes) names it: a client holding an older InRelease may still
 //! download it. The catalog row stays (`collected_at`), so the name and
-//! version are never handed out again. Leftover `.repoctl-tmp-*` files of
-//! killed adds (never acknowledged) go too. Nothing to do writes nothing.
+//! version are never handed out again. Leftovers go too, after an hour:
+//! `.repoctl-tmp-*` files of killed adds, and pool files no catalog row
+//! holds (an add killed between storing its file and committing, never
+//! acknowledged; or a gc killed between its commit and the delete).
+//! Nothing to do writes nothing.
 
 use std::collections::HashSet;
 use std::fs;
@@ -30,6 +33,8 @@ pub struct GcReport {
     pub still_served: Vec<Unlisted>,
     /// Temporary files of interrupted adds removed from the pool.
     pub temporary_files: Vec<String>,
+    /// Pool files no catalog row holds, removed (relative to public/).
+    pub orphans: Vec<String>,
 }
 
 impl Repository {
@@ -52,8 +57,18 @@ impl Repository {
                 report.collected.push(file);
             }
         }
-        report.temporary_files = leftover_temporary_files(&public, now - grace.min(3600));
-        if dry_run || (report.collected.is_empty() && report.temporary_files.is_empty()) {
+        let leftovers = Leftovers::find(&public, now - grace.min(3600));
+        let live = sql::live_pool_paths(&self.catalog)?;
+        report.temporary_files = leftovers.temporary;
+        report.orphans = leftovers.others;
+        // A file a kept index names is not an orphan whatever the catalog says.
+        report
+            .orphans
+            .retain(|name| !live.contains(name) && !served.contains(name));
+        let nothing = report.collected.is_empty()
+            && report.temporary_files.is_empty()
+            && report.orphans.is_empty();
+        if dry_run || nothing {
             return Ok(report);
         }
         // Catalog first: a crash after it leaves a pool file nothing names,
@@ -63,12 +78,15 @@ impl Repository {
                 sql::mark_collected(tx, file.file_id, now)?;
                 catalog::record(tx, &gc_event(actor, now, file))?;
             }
+            for name in &report.orphans {
+                catalog::record(tx, &orphan_event(actor, now, name))?;
+            }
             Ok(())
         })?;
         for file in &report.collected {
             remove(&public.join(&file.filename))?;
         }
-        for name in &report.temporary_files {
+        for name in report.temporary_files.iter().chain(&report.orphans) {
             remove(&public.join(name))?;
         }
         Ok(report)
@@ -87,6 +105,22 @@ fn gc_event<'a>(actor: &'a Actor, now: i64, file: &'a Unlisted) -> Event<'a> {
         dist: None,
         component: None,
         detail: serde_json::json!({ "filename": file.filename, "unlisted_at": file.unlisted_at }),
+    }
+}
+
+/// History keeps what went, though no catalog row named it.
+fn orphan_event<'a>(actor: &'a Actor, now: i64, filename: &str) -> Event<'a> {
+    Event {
+        at: now,
+        door: actor.door.as_str(),
+        actor: &actor.name,
+        action: "gc",
+        package: None,
+        version: None,
+        architecture: None,
+        dist: None,
+        component: None,
+        detail: serde_json::json!({ "filename": filename, "orphan": true }),
     }
 }
 
@@ -150,30 +184,52 @@ fn io(path: &Path, source: std::io::Error) -> RepoError {
     }
 }
 
-/// `.repoctl-tmp-*` files under pool/ older than `before` (Unix seconds),
-/// relative to public/.
-fn leftover_temporary_files(public: &Path, before: i64) -> Vec<String> {
-    walkdir::WalkDir::new(public.join("pool"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(durable::TEMP_PREFIX))
-        })
-        .filter(|e| {
-            e.metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .is_some_and(|age| (age.as_secs() as i64) < before)
-        })
-        .filter_map(|e| {
-            e.path()
+/// Files under pool/ last modified before `before` (Unix seconds), relative
+/// to public/: the temporary files of adds, and the others, which are
+/// leftovers only if the catalog does not hold them.
+struct Leftovers {
+    temporary: Vec<String>,
+    others: Vec<String>,
+}
+
+impl Leftovers {
+    fn find(public: &Path, before: i64) -> Leftovers {
+        let mut found = Leftovers {
+            temporary: Vec::new(),
+            others: Vec::new(),
+        };
+        let old_files = walkdir::WalkDir::new(public.join("pool"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && modified_before(e, before));
+        for entry in old_files {
+            let Some(name) = entry
+                .path()
                 .strip_prefix(public)
                 .ok()
                 .map(|p| p.display().to_string())
-        })
-        .collect()
+            else {
+                continue;
+            };
+            let temporary = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(durable::TEMP_PREFIX));
+            if temporary {
+                found.temporary.push(name);
+            } else {
+                found.others.push(name);
+            }
+        }
+        found
+    }
+}
+
+fn modified_before(entry: &walkdir::DirEntry, before: i64) -> bool {
+    entry
+        .metadata()
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|age| (age.as_secs() as i64) < before)
 }

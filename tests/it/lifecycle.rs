@@ -513,3 +513,54 @@ fn operator_actions_over_http_need_an_operator_token() {
     assert_eq!(anonymous.status, 401);
     assert_eq!(snapshot(&repo.root()), before);
 }
+
+#[test]
+fn gc_removes_pool_files_no_catalog_row_holds_once_they_are_an_hour_old() {
+    // What an add killed between storing its pool file and committing
+    // leaves (tests/it/faults.rs): never acknowledged, named by nothing.
+    let repo = whois_repo(&["1"]);
+    let orphan = "pool/dev/v/vrmd-whois/vrmd-whois_99_all.deb";
+    std::fs::write(repo.public().join(orphan), b"never committed").unwrap();
+    let verify = repo.cmd().arg("verify").output().unwrap();
+    assert!(!verify.status.success(), "verify must report the orphan");
+    let said = format!(
+        "{}{}",
+        stdout(&verify),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(said.contains("no catalog row names it"), "{said}");
+
+    let gc = |offset: i64, dry: bool| {
+        let mut cmd = repo.cmd();
+        let at = repoctl_now() + offset;
+        cmd.env("REPOCTL_NOW", at.to_string())
+            .args(["gc", "--json"]);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        serde_json::from_str::<serde_json::Value>(&stdout(&run_ok(&mut cmd))).unwrap()
+    };
+    // Fresh: it may be an add that is still running.
+    assert_eq!(gc(0, false)["orphans"], serde_json::json!([]));
+    let before = snapshot(&repo.root());
+    assert_eq!(gc(7200, true)["orphans"], serde_json::json!([orphan]));
+    assert_eq!(
+        snapshot(&repo.root()),
+        before,
+        "gc --dry-run changed something"
+    );
+    assert_eq!(gc(7200, false)["orphans"], serde_json::json!([orphan]));
+    assert_eq!(pool_files(&repo), ["vrmd-whois_1_all.deb"]);
+    run_ok(repo.cmd().arg("verify"));
+    let history = stdout(&run_ok(repo.cmd().args(["history", "--json"])));
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let orphan_event = serde_json::json!({ "filename": orphan, "orphan": true });
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["action"] == "gc" && event["detail"] == orphan_event),
+        "{history}"
+    );
+}

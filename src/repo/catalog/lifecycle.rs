@@ -2,6 +2,8 @@
 //! out of an index (remove, prune), withdrawing and restoring them
 //! (rollback), and the garbage collector's view of the pool.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
@@ -127,6 +129,14 @@ pub fn mark_unlisted_if_orphan(tx: &Connection, file_id: i64, now: i64) -> Resul
         params![file_id, now],
     )?;
     Ok(())
+}
+
+/// The pool paths of every file the catalog holds (not collected by gc).
+pub fn live_pool_paths(conn: &Connection) -> Result<HashSet<String>, SqlError> {
+    let mut stmt =
+        conn.prepare("SELECT pool_path FROM package_files WHERE collected_at IS NULL")?;
+    let paths = stmt.query_map([], |r| r.get(0))?;
+    paths.collect()
 }
 
 /// A pool file the garbage collector looks at.

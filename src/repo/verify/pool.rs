@@ -72,7 +72,9 @@ impl Repository {
                     "no catalog row holds it: the catalog records it as deleted by gc at {}",
                     http_date(*when)
                 ),
-                None => "no catalog row names it".to_string(),
+                None => "no catalog row names it (an add interrupted before its commit, \
+                         never acknowledged); gc removes it once it is an hour old"
+                    .to_string(),
             };
             findings.push(Finding::new(FindingKind::OrphanedPoolFile, shown, detail));
         }
