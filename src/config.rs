@@ -89,7 +89,9 @@ pub struct ServerSection {
     /// the connection is closed (slow or idle clients hold no connection).
     pub header_timeout_secs: u64,
     /// The longest pause inside a request body (a stalled upload) before
-    /// the request is refused and its connection closed.
+    /// the request is refused and its connection closed; also the longest
+    /// a download of the apt tree may stay unread before its connection is
+    /// closed.
     pub body_timeout_secs: u64,
 }
 

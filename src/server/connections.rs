@@ -43,12 +43,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// until `shutdown` resolves, then stops accepting, lets running requests
 /// finish and closes idle connections.
 /// `header_timeout`: how long a client may take to send a request's headers,
-/// counted from when the connection waits for them (also between requests).
+/// counted from when the connection waits for them (also between requests);
+/// `send_timeout`: how long an answer of the apt tree may wait unread.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     router: Router,
     header_timeout: Duration,
+    send_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -58,6 +60,7 @@ pub async fn serve(
     let limits = Arc::new(Limits {
         header_timeout,
         max_header_bytes: MAX_HEADER_BYTES,
+        send_timeout,
     });
     let (stop, stopping) = watch::channel(false);
     let connections = TaskTracker::new();

@@ -254,6 +254,7 @@ async fn count_responses(State(app): State<Arc<App>>, request: Request, next: Ne
 /// Ctrl-C or SIGTERM. Binding first lets callers print the real address
 /// (port 0 picks one).
 pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(), ServeError> {
+    raise_open_file_limit();
     let app = Arc::new(App::open(root.clone())?);
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -274,11 +275,13 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     let signalled = Arc::new(tokio::sync::Notify::new());
     let on_signal = Arc::clone(&signalled);
     let header_timeout = Duration::from_secs(app.config.server.header_timeout_secs);
+    let send_timeout = Duration::from_secs(app.config.server.body_timeout_secs);
     let server = connections::serve(
         listener,
         Arc::clone(&app),
         router(Arc::clone(&app)),
         header_timeout,
+        send_timeout,
         async move {
             shutdown_signal().await;
             tracing::info!("shutting down: no new connections, running requests may finish");
@@ -299,6 +302,29 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     stop_incoming.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = tokio::task::spawn_blocking(move || incoming.join()).await;
     Ok(())
+}
+
+/// Each connection holds a descriptor and the file cache up to 256 more
+/// (server/files.rs), against a soft limit that is often 1024; the hard
+/// limit is what the operator allows. Raised as the Go runtime does for
+/// every server, at start, once.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    // None is unlimited: nothing to raise, or no number to raise it to.
+    let (Some(soft), Some(hard)) = (limit.current, limit.maximum) else {
+        return;
+    };
+    if soft < hard {
+        let raised = rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(soft, hard, "raised the open file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+        }
+    }
 }
 
 /// Runs gc every `[gc] interval_minutes` until `stop` turns true.

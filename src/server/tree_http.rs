@@ -43,6 +43,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Request heads past this size answer 431.
     pub max_header_bytes: usize,
+    /// The longest a client may leave an answer unread (no byte taken by
+    /// the socket) before the connection is closed: a client that stops
+    /// reading would otherwise hold its task and descriptors for good.
+    pub send_timeout: Duration,
 }
 
 /// How the connection left this path.
@@ -110,7 +114,7 @@ pub async fn serve(
         app.metrics.responded(status);
         tracing::debug!(method = %request.method, path = %request.path, status, "apt tree");
         let keep_alive = request.keep_alive && !*stop.borrow();
-        send(&stream, answer, keep_alive).await?;
+        send(&stream, answer, keep_alive, limits.send_timeout).await?;
         if !keep_alive {
             let _ = stream.shutdown().await;
             return Ok(Outcome::Closed);
@@ -135,7 +139,7 @@ async fn next_request(
         }
         if buffer.len() >= limits.max_header_bytes {
             let too_large = Answer::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-            send(stream, too_large, false).await?;
+            send(stream, too_large, false, limits.send_timeout).await?;
             return Ok(Next::Close);
         }
         buffer.reserve(4096);
@@ -222,18 +226,24 @@ fn asks_to_close(headers: &HeaderMap) -> bool {
 
 /// Writes the answer: head and small bodies in one write; a file's bytes
 /// with sendfile after the head, which MSG_MORE holds back to go out with
-/// the file's first bytes.
-async fn send(stream: &TcpStream, answer: Answer, keep_alive: bool) -> io::Result<()> {
+/// the file's first bytes. Each wait for the socket lasts at most `pause`.
+async fn send(
+    stream: &TcpStream,
+    answer: Answer,
+    keep_alive: bool,
+    pause: Duration,
+) -> io::Result<()> {
     let mut head = head(&answer, keep_alive);
+    let socket = Socket { stream, pause };
     match answer.payload {
-        Payload::Empty => send_all(stream, &head, SendFlags::empty()).await,
+        Payload::Empty => socket.send_all(&head, SendFlags::empty()).await,
         Payload::Bytes(bytes) => {
             head.extend_from_slice(&bytes);
-            send_all(stream, &head, SendFlags::empty()).await
+            socket.send_all(&head, SendFlags::empty()).await
         }
         Payload::File { file, start, count } => {
-            send_all(stream, &head, SendFlags::MORE).await?;
-            send_file(stream, &file, start, count).await
+            socket.send_all(&head, SendFlags::MORE).await?;
+            socket.send_file(&file, start, count).await
         }
     }
 }
@@ -273,39 +283,60 @@ fn line(head: &mut Vec<u8>, name: &str, value: &[u8]) {
     head.extend_from_slice(b"\r\n");
 }
 
-async fn send_all(stream: &TcpStream, mut bytes: &[u8], flags: SendFlags) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let sent = stream
-            .async_io(Interest::WRITABLE, || {
-                Ok(rustix::net::send(
-                    stream,
-                    bytes,
-                    flags | SendFlags::NOSIGNAL,
-                )?)
-            })
-            .await?;
-        bytes = &bytes[sent..];
-    }
-    Ok(())
+/// The connection being written to, and how long one write may wait.
+struct Socket<'a> {
+    stream: &'a TcpStream,
+    pause: Duration,
 }
 
-/// `count` bytes of `file` from `start`, from the page cache to the socket.
-async fn send_file(stream: &TcpStream, file: &File, start: u64, count: u64) -> io::Result<()> {
-    let (mut offset, end) = (start, start + count);
-    while offset < end {
-        let want = (end - offset).min(SENDFILE_MAX) as usize;
-        let sent = stream
-            .async_io(Interest::WRITABLE, || {
-                Ok(rustix::fs::sendfile(stream, file, Some(&mut offset), want)?)
-            })
-            .await?;
-        if sent == 0 {
-            // Shrunk since the fstat: the promised length cannot be kept, and
-            // only closing the connection tells the client.
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+impl Socket<'_> {
+    /// One non-blocking call, retried whenever the socket can take more,
+    /// until it returns or `pause` passes without the socket taking a byte.
+    async fn write<T>(&self, mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        let ready = self.stream.async_io(Interest::WRITABLE, &mut call);
+        match tokio::time::timeout(self.pause, ready).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
         }
     }
-    Ok(())
+
+    async fn send_all(&self, mut bytes: &[u8], flags: SendFlags) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let stream = self.stream;
+            let sent = self
+                .write(|| {
+                    Ok(rustix::net::send(
+                        stream,
+                        bytes,
+                        flags | SendFlags::NOSIGNAL,
+                    )?)
+                })
+                .await?;
+            bytes = &bytes[sent..];
+        }
+        Ok(())
+    }
+
+    /// `count` bytes of `file` from `start`, from the page cache to the socket.
+    async fn send_file(&self, file: &File, start: u64, count: u64) -> io::Result<()> {
+        let (mut offset, end) = (start, start + count);
+        while offset < end {
+            let want = (end - offset).min(SENDFILE_MAX) as usize;
+            let stream = self.stream;
+            let sent = self
+                .write(|| Ok(rustix::fs::sendfile(stream, file, Some(&mut offset), want)?))
+                .await?;
+            if sent == 0 {
+                // Shrunk since the fstat: the promised length cannot be kept,
+                // and only closing the connection tells the client.
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Hostile input through every door, and what holds against it: control
 //! fields that try to smuggle lines into `Packages` (CLI add, HTTP upload,
 //! incoming/), names with `/`, `..`, NUL, great length or non-UTF-8 bytes,
-//! links in incoming/, slow, idle and oversized requests, every API route
+//! links in incoming/, slow, idle and oversized requests, downloads left
+//! unread, every API route
 //! without a live token of the right scope, a secret key that other users
 //! can read, and secrets in the log.
 //!
@@ -892,6 +893,42 @@ fn slow_idle_and_oversized_requests_are_cut_off() {
     }
     assert!(upload_leftovers(&repo.root()).is_empty());
     assert_eq!(snapshot(&repo.root()), before);
+}
+
+#[test]
+fn a_download_left_unread_is_cut_off() {
+    // server::tree_http Limits::send_timeout ([server] body_timeout_secs):
+    // a client that asks for a large file and stops reading holds its
+    // connection only that long.
+    let repo = TestRepo::new();
+    repo.edit_config("body_timeout_secs = 60", "body_timeout_secs = 1");
+    let server = Server::start(&repo.root());
+    // Far more than the socket buffers of both ends hold on loopback.
+    let size = 64 << 20;
+    let file = std::fs::File::create(repo.public().join("pool").join("big.bin")).unwrap();
+    file.set_len(size).unwrap();
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /pool/big.bin HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    stream.set_read_timeout(Some(CUT_OFF_WITHIN)).unwrap();
+    let mut received = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    // Until the server's close (EOF or reset); a server that kept sending
+    // would deliver all of it.
+    while let Ok(n @ 1..) = stream.read(&mut buffer) {
+        received += n as u64;
+        assert!(start.elapsed() < CUT_OFF_WITHIN, "still sending");
+    }
+    assert!(
+        received < size,
+        "the whole file came: the connection was not cut off"
+    );
+    assert_eq!(curl(&[], &format!("{}healthz", server.url)).status, 200);
 }
 
 // --------------------------------------------------------------- tokens --
