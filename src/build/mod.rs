@@ -269,6 +269,17 @@ struct Made<'a> {
     version: &'a str,
 }
 
+/// A module that does not compile (a Python 2 test file in a wheel, say)
+/// does not stop the build: the package still works.
+fn compile_bytecode(python: &Path, venv_dir: &Path, warnings: &mut Vec<String>) {
+    if let Err(e) = venv::compile_bytecode(python, venv_dir) {
+        warn(
+            warnings,
+            format!("byte code: {e} (modules compile on first import instead)"),
+        );
+    }
+}
+
 type Written = (deb_writer::DebStats, PathBuf, Option<tempfile::TempDir>);
 
 impl Made<'_> {
@@ -284,6 +295,8 @@ impl Made<'_> {
             (self.deploy, self.python, self.source, self.version);
         let venv_dir = deploy.install_path();
         venv::create(python, &venv_dir)?;
+        // pip's own modules first, so each pip run below imports them compiled.
+        compile_bytecode(&python.path, &venv_dir, warnings);
         venv::pip_install(
             &venv_dir,
             &["-r".as_ref(), requirements.as_os_str()],
@@ -300,12 +313,7 @@ impl Made<'_> {
             venv::install_project(&venv_dir, &app_copy, &options.pip)?;
         }
         clock.done("install the app");
-        if let Err(e) = venv::compile_bytecode(&python.path, &venv_dir) {
-            warn(
-                warnings,
-                format!("byte code: {e} (modules compile on first import instead)"),
-            );
-        }
+        compile_bytecode(&python.path, &venv_dir, warnings);
         clock.done("compile the byte code");
 
         let mtime = source_date_epoch().unwrap_or(source.commit_time);

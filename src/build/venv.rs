@@ -198,32 +198,22 @@ pub fn add_path_file(venv: &Path, app_name: &str, app_dir: &Path) -> Result<(), 
     })
 }
 
-/// Byte code: pip's timestamp-based `.pyc` files embed install times, so
-/// they go, and everything is compiled again with hash-based invalidation
-/// (`unchecked-hash`: reproducible, and never re-validated on the target,
-/// where package files do not change).
+/// Byte code: every module of the venv gets an `unchecked-hash` `.pyc`
+/// (reproducible, unlike pip's timestamp ones, and never re-validated on
+/// the target, where package files do not change). A `.pyc` that is
+/// already current is kept, every other file in a `__pycache__` goes:
+/// bytecode.py says how. Called after pip is bootstrapped and again at the
+/// end, so pip's modules are compiled once and every pip run imports them
+/// compiled (even under PYTHONDONTWRITEBYTECODE).
 pub fn compile_bytecode(python: &Path, venv: &Path) -> Result<(), BuildError> {
-    for entry in walkdir::WalkDir::new(venv)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        if entry.file_type().is_dir() && entry.file_name() == "__pycache__" {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
     run(
         "compile the byte code",
         Command::new(python)
-            .args([
-                "-m",
-                "compileall",
-                "-q",
-                "-j",
-                "0",
-                "--invalidation-mode",
-                "unchecked-hash",
-            ])
+            .args(["-c", include_str!("bytecode.py")])
             .arg(venv)
-            .env("PYTHONHASHSEED", "0"),
+            // Sets and frozensets in constants are ordered by hash.
+            .env("PYTHONHASHSEED", "0")
+            // Else the .pyc files would be written outside the venv.
+            .env_remove("PYTHONPYCACHEPREFIX"),
     )
 }

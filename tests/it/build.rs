@@ -70,7 +70,8 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
     let prefix = unique_prefix();
     let out = dir.path().join("out");
     let prefix_arg = prefix.to_str().unwrap();
-    run_ok(&mut build(
+    // As on an operator's machine, where imports may write .pyc files.
+    let mut command = build(
         &app,
         &[
             "--build-only",
@@ -83,7 +84,8 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
             "--compression",
             "gzip",
         ],
-    ));
+    );
+    run_ok(command.env_remove("PYTHONDONTWRITEBYTECODE"));
     let deb = out.join("vrmd-whois_7_all.deb");
     assert_eq!(field(&deb, "Package"), "vrmd-whois");
     assert_eq!(field(&deb, "Version"), "7");
@@ -177,11 +179,16 @@ fn the_example_builds_installs_runs_and_removes_cleanly() {
 
 /// Every `.py` below `venv` (the requirements', pip's, the app's copy and
 /// its installed package) has its `.pyc` in `__pycache__`, hash-based and
-/// unchecked (flags 1 in the header): reproducible, never rewritten.
+/// unchecked (flags 1 in the header): reproducible, never rewritten; and
+/// `__pycache__` holds nothing else (no timestamp or optimized leftovers).
 fn assert_every_module_has_unchecked_hash_byte_code(venv: &std::path::Path) {
     let mut modules = 0;
+    let mut cached_files = 0;
     for entry in walkdir::WalkDir::new(venv).into_iter().map(Result::unwrap) {
         let path = entry.path();
+        if path.parent().unwrap().ends_with("__pycache__") {
+            cached_files += 1;
+        }
         if path.extension().is_none_or(|e| e != "py") || !entry.file_type().is_file() {
             continue;
         }
@@ -205,6 +212,7 @@ fn assert_every_module_has_unchecked_hash_byte_code(venv: &std::path::Path) {
         modules > 100,
         "only {modules} modules: pip and setuptools are missing"
     );
+    assert_eq!(cached_files, modules, "__pycache__ holds strays");
 }
 
 #[test]

@@ -1,0 +1,83 @@
+"""Byte code for a venv: every module gets an unchecked-hash .pyc.
+
+Run by `repoctl build` as `python -c <this> VENV`, twice: right after pip
+is bootstrapped (so the pip runs that follow import compiled modules) and
+after everything is installed. A .pyc that is already current (unchecked
+hash of the same source) is kept, so nothing is compiled twice; every other
+file in a __pycache__ (timestamp .pyc written by an import, optimized
+levels, leftovers of an uninstalled module) is removed.
+
+compileall cannot do this: without --force it keeps only timestamp .pyc
+that match, and with it recompiles everything.
+"""
+
+import importlib.util
+import multiprocessing
+import os
+import py_compile
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+UNCHECKED_HASH = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little")
+
+
+def sources(root):
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                yield os.path.join(directory, name)
+
+
+def is_current(source, pyc):
+    try:
+        with open(pyc, "rb") as f:
+            head = f.read(16)
+        with open(source, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return head == UNCHECKED_HASH + importlib.util.source_hash(data)
+
+
+def remove_strays(root, keep):
+    for directory, _, names in os.walk(root):
+        if os.path.basename(directory) != "__pycache__":
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if path not in keep:
+                os.remove(path)
+
+
+def compile_one(source):
+    try:
+        py_compile.compile(
+            source,
+            cfile=importlib.util.cache_from_source(source, optimization=""),
+            optimize=0,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        return None
+    except py_compile.PyCompileError as e:
+        return e.msg
+
+
+def main(root):
+    # The plain .pyc name, whatever PYTHONOPTIMIZE says.
+    pycs = {s: importlib.util.cache_from_source(s, optimization="") for s in sources(root)}
+    remove_strays(root, set(pycs.values()))
+    stale = [source for source, pyc in pycs.items() if not is_current(source, pyc)]
+    failed = 0
+    if stale:
+        # fork: workers find compile_one without importing __main__ (-c).
+        with ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork")) as pool:
+            for error in pool.map(compile_one, stale, chunksize=16):
+                if error is not None:
+                    failed += 1
+                    print(error, file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
