@@ -1,11 +1,17 @@
 """Byte code for a venv: every module gets an unchecked-hash .pyc.
 
-Run by `repoctl build` as `python -c <this> VENV`, twice: right after pip
-is bootstrapped (so the pip runs that follow import compiled modules) and
-after everything is installed. A .pyc that is already current (unchecked
-hash of the same source) is kept, so nothing is compiled twice; every other
-file in a __pycache__ (timestamp .pyc written by an import, optimized
-levels, leftovers of an uninstalled module) is removed.
+Run by `repoctl build` as `python -c <this> VENV [--beside]`: right after
+pip is bootstrapped (so the pip runs that follow import compiled modules),
+with --beside while the app is installed (the requirements' modules, on the
+cores pip leaves idle), and after everything is installed. A .pyc that is
+already current (unchecked hash of the same source) is kept, so nothing is
+compiled twice; every other file in a __pycache__ (timestamp .pyc written
+by an import, optimized levels, leftovers of an uninstalled module) is
+removed.
+
+--beside: one worker fewer than there are cores, and no errors reported,
+as files may change under it; the final pass compiles what it missed or
+got wrong, and reports.
 
 compileall cannot do this: without --force it keeps only timestamp .pyc
 that match, and with it recompiles everything.
@@ -46,7 +52,10 @@ def remove_strays(root, keep):
         for name in names:
             path = os.path.join(directory, name)
             if path not in keep:
-                os.remove(path)
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
 
 
 def compile_one(source):
@@ -59,25 +68,27 @@ def compile_one(source):
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
         return None
-    except py_compile.PyCompileError as e:
-        return e.msg
+    except (py_compile.PyCompileError, OSError) as e:
+        return str(e)
 
 
-def main(root):
+def main(root, beside=False):
     # The plain .pyc name, whatever PYTHONOPTIMIZE says.
     pycs = {s: importlib.util.cache_from_source(s, optimization="") for s in sources(root)}
     remove_strays(root, set(pycs.values()))
     stale = [source for source, pyc in pycs.items() if not is_current(source, pyc)]
+    workers = max(1, os.cpu_count() - 1) if beside else os.cpu_count()
     failed = 0
     if stale:
         # fork: workers find compile_one without importing __main__ (-c).
-        with ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork")) as pool:
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=fork) as pool:
             for error in pool.map(compile_one, stale, chunksize=16):
-                if error is not None:
+                if error is not None and not beside:
                     failed += 1
                     print(error, file=sys.stderr)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], beside="--beside" in sys.argv[2:]))

@@ -303,6 +303,7 @@ impl Made<'_> {
             &options.pip,
         )?;
         clock.done("install the requirements");
+        let beside = venv::Beside::start(&python.path, &venv_dir);
         let app_copy = venv_dir.join(&deploy.app_name);
         source::export(&options.app_dir, &app_copy, &deploy.exclude)?;
         // The pipeline first, so the installed copy of the app has its assets.
@@ -313,6 +314,7 @@ impl Made<'_> {
             venv::install_project(&venv_dir, &app_copy, &options.pip)?;
         }
         clock.done("install the app");
+        drop(beside);
         compile_bytecode(&python.path, &venv_dir, warnings);
         clock.done("compile the byte code");
 

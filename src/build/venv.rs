@@ -206,14 +206,43 @@ pub fn add_path_file(venv: &Path, app_name: &str, app_dir: &Path) -> Result<(), 
 /// end, so pip's modules are compiled once and every pip run imports them
 /// compiled (even under PYTHONDONTWRITEBYTECODE).
 pub fn compile_bytecode(python: &Path, venv: &Path) -> Result<(), BuildError> {
-    run(
-        "compile the byte code",
-        Command::new(python)
-            .args(["-c", include_str!("bytecode.py")])
-            .arg(venv)
-            // Sets and frozensets in constants are ordered by hash.
-            .env("PYTHONHASHSEED", "0")
-            // Else the .pyc files would be written outside the venv.
-            .env_remove("PYTHONPYCACHEPREFIX"),
-    )
+    run("compile the byte code", &mut bytecode_command(python, venv))
+}
+
+fn bytecode_command(python: &Path, venv: &Path) -> Command {
+    let mut command = Command::new(python);
+    command
+        .args(["-c", include_str!("bytecode.py")])
+        .arg(venv)
+        // Sets and frozensets in constants are ordered by hash.
+        .env("PYTHONHASHSEED", "0")
+        // Else the .pyc files would be written outside the venv.
+        .env_remove("PYTHONPYCACHEPREFIX");
+    command
+}
+
+/// A byte code pass running beside other work (`bytecode.py --beside`):
+/// the requirements' modules compile on the cores that the single-threaded
+/// pip install of the app leaves idle. Best effort: its errors are not
+/// reported, the final [`compile_bytecode`] does what it missed. Dropping
+/// it waits for it, so the venv is never removed under it.
+pub struct Beside(Option<std::process::Child>);
+
+impl Beside {
+    pub fn start(python: &Path, venv: &Path) -> Beside {
+        let child = bytecode_command(python, venv)
+            .arg("--beside")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        Beside(child.ok())
+    }
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.wait();
+        }
+    }
 }
