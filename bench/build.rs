@@ -91,8 +91,10 @@ step "clean up"
 "#;
 
 const NOTES: &str = "notes:
-  repoctl: the steps of its summary (stderr). `install the requirements` includes python3 -m
-  venv; `run the pipeline` includes git archive of the app; `write the .deb` includes deleting
+  repoctl: the steps of its summary (stderr). `install the requirements` includes the venv
+  (python3 -m venv --without-pip, ensurepip without byte code, pip's modules compiled);
+  `install the app` has the requirements' byte code compiled beside it (cores - 1 workers);
+  `run the pipeline` includes git archive of the app; `write the .deb` includes deleting
   the venv afterwards (the steps by hand have it as `clean up`); `(outside the steps)` is
   process start, deploy.yml and the namespace (unshare, re-exec, bind mount).
   hand: python3 -m venv + pip install -r, git archive | tar -x, DEBIAN/control + postinst,
