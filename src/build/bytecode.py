@@ -77,7 +77,8 @@ def main(root, beside=False):
     pycs = {s: importlib.util.cache_from_source(s, optimization="") for s in sources(root)}
     remove_strays(root, set(pycs.values()))
     stale = [source for source, pyc in pycs.items() if not is_current(source, pyc)]
-    workers = max(1, os.cpu_count() - 1) if beside else os.cpu_count()
+    cores = len(os.sched_getaffinity(0))
+    workers = max(1, cores - 1) if beside else cores
     failed = 0
     if stale:
         # fork: workers find compile_one without importing __main__ (-c).

@@ -215,6 +215,65 @@ fn assert_every_module_has_unchecked_hash_byte_code(venv: &std::path::Path) {
     assert_eq!(cached_files, modules, "__pycache__ holds strays");
 }
 
+/// The builder's byte code pass (src/build/bytecode.py) with the real
+/// python3: a module gets an unchecked-hash `.pyc`, a current one is kept
+/// (so a second pass compiles nothing), a changed module is compiled again,
+/// strays in `__pycache__` go, and a module that does not compile is named
+/// without stopping the others.
+#[test]
+fn byte_code_is_compiled_once_and_strays_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("lib/pkg");
+    std::fs::create_dir_all(package.join("__pycache__")).unwrap();
+    std::fs::write(package.join("good.py"), "ANSWER = 42\n").unwrap();
+    std::fs::write(package.join("bad.py"), "def (:\n").unwrap();
+    let stray = package.join("__pycache__/gone.cpython-311.pyc");
+    std::fs::write(&stray, "left by an uninstalled module").unwrap();
+    let optimized = package.join("__pycache__/good.cpython-311.opt-1.pyc");
+    std::fs::write(&optimized, "an optimized level").unwrap();
+    let pass = || {
+        Command::new("python3")
+            .args(["-c", include_str!("../../src/build/bytecode.py")])
+            .arg(dir.path())
+            .env("PYTHONHASHSEED", "0")
+            .output()
+            .unwrap()
+    };
+    let good_pyc = || {
+        std::fs::read_dir(package.join("__pycache__"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("good.")
+            })
+            .expect("good.py has no .pyc")
+    };
+
+    let first = pass();
+    assert!(!first.status.success(), "bad.py must fail the pass");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("bad.py"));
+    assert!(!stray.exists() && !optimized.exists(), "strays left");
+    let pyc = good_pyc();
+    let header = std::fs::read(&pyc).unwrap();
+    assert_eq!(u32::from_le_bytes(header[4..8].try_into().unwrap()), 1);
+
+    // Current: kept as it is (an unchecked .pyc is never compared with the
+    // source by import, so its bytes prove nothing; its inode does).
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&pyc).unwrap().ino();
+    pass();
+    assert_eq!(std::fs::metadata(&pyc).unwrap().ino(), inode, "recompiled");
+
+    // Changed source: compiled again.
+    std::fs::write(package.join("good.py"), "ANSWER = 43\n").unwrap();
+    pass();
+    assert_ne!(std::fs::read(good_pyc()).unwrap(), header);
+}
+
 #[test]
 fn the_same_build_twice_is_byte_identical() {
     let (dir, app) = example_app();
