@@ -93,6 +93,11 @@ pub struct ServerSection {
     /// a download of the apt tree may stay unread before its connection is
     /// closed.
     pub body_timeout_secs: u64,
+    /// How many connections are served at once; further clients wait in
+    /// the listen backlog until one closes (idle ones close after
+    /// `header_timeout_secs`). Each takes a file descriptor; at start the
+    /// server raises its limit to the hard limit.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -104,6 +109,7 @@ impl Default for ServerSection {
             shutdown_grace_secs: 30,
             header_timeout_secs: 30,
             body_timeout_secs: 60,
+            max_connections: 4096,
         }
     }
 }
@@ -330,6 +336,7 @@ impl Config {
                 self.server.header_timeout_secs,
             ),
             ("server.body_timeout_secs", self.server.body_timeout_secs),
+            ("server.max_connections", self.server.max_connections as u64),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be more than 0".into()));

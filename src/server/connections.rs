@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::tree_http::{self, Limits, Outcome};
@@ -41,18 +41,23 @@ const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Serves `app` (the tree) and `router` (everything else) on `listener`
 /// until `shutdown` resolves, then stops accepting, lets running requests
-/// finish and closes idle connections.
-/// `header_timeout`: how long a client may take to send a request's headers,
-/// counted from when the connection waits for them (also between requests);
-/// `send_timeout`: how long an answer of the apt tree may wait unread.
+/// finish and closes idle connections. From `[server]` of the config:
+/// `header_timeout_secs`, how long a client may take to send a request's
+/// headers, counted from when the connection waits for them (also between
+/// requests); `body_timeout_secs`, how long an answer of the apt tree may
+/// wait unread; `max_connections`, how many connections are served at once
+/// (more wait in the listen backlog until one closes, instead of running
+/// the server out of file descriptors).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     router: Router,
-    header_timeout: Duration,
-    send_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let config = &app.config.server;
+    let header_timeout = Duration::from_secs(config.header_timeout_secs);
+    let send_timeout = Duration::from_secs(config.body_timeout_secs);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
@@ -66,6 +71,10 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -88,7 +97,10 @@ pub async fn serve(
             limits: Arc::clone(&limits),
             stopping: stopping.clone(),
         };
-        connections.spawn(connection.run(stream));
+        connections.spawn(async move {
+            connection.run(stream).await;
+            drop(slot);
+        });
     }
     drop(listener);
     let _ = stop.send(true);

@@ -114,13 +114,23 @@ impl App {
         path: &str,
         headers: &HeaderMap,
     ) -> Answer {
-        if self.config.server.private && self.authenticate(headers).await.is_err() {
-            let mut answer = Answer::new(StatusCode::UNAUTHORIZED);
-            let challenge = HeaderValue::from_static("Basic realm=\"repoctl\"");
-            answer.headers.insert(header::WWW_AUTHENTICATE, challenge);
-            return answer;
+        match self.reader_refusal(headers).await {
+            Some(refusal) => refusal,
+            None => self.tree.answer(method, path, headers).await,
         }
-        self.tree.answer(method, path, headers).await
+    }
+
+    /// What a reader of a private repository (the apt tree, /metrics)
+    /// gets without a live token in basic auth: 401 and the challenge that
+    /// makes apt and Prometheus send one. `None`: let in.
+    async fn reader_refusal(self: &Arc<Self>, headers: &HeaderMap) -> Option<Answer> {
+        if !self.config.server.private || self.authenticate(headers).await.is_ok() {
+            return None;
+        }
+        let mut answer = Answer::new(StatusCode::UNAUTHORIZED);
+        let challenge = HeaderValue::from_static("Basic realm=\"repoctl\"");
+        answer.headers.insert(header::WWW_AUTHENTICATE, challenge);
+        Some(answer)
     }
 
     pub fn check_target(&self, target: &Target) -> Result<(), ApiError> {
@@ -229,7 +239,12 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Counters and index ages; a private repository's names its dists, so it
+/// is read like the apt tree.
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = app.reader_refusal(&headers).await {
+        return refusal.into_response();
+    }
     let public = app.root.join("public");
     let text = app.metrics.render(&app.config, &public);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -274,14 +289,10 @@ pub async fn serve(root: PathBuf, listener: std::net::TcpListener) -> Result<(),
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
     let signalled = Arc::new(tokio::sync::Notify::new());
     let on_signal = Arc::clone(&signalled);
-    let header_timeout = Duration::from_secs(app.config.server.header_timeout_secs);
-    let send_timeout = Duration::from_secs(app.config.server.body_timeout_secs);
     let server = connections::serve(
         listener,
         Arc::clone(&app),
         router(Arc::clone(&app)),
-        header_timeout,
-        send_timeout,
         async move {
             shutdown_signal().await;
             tracing::info!("shutting down: no new connections, running requests may finish");

@@ -604,7 +604,7 @@ fn token_create_prints_only_the_token_and_list_never_shows_it() {
 }
 
 #[test]
-fn a_private_tree_needs_basic_auth_and_the_public_one_does_not() {
+fn a_private_tree_and_its_metrics_need_basic_auth_and_the_public_ones_do_not() {
     let repo = TestRepo::new();
     let debs = repo.whois_versions(&["1"]);
     repo.add("trusty", "dev", &[&debs[0]]);
@@ -636,6 +636,10 @@ fn a_private_tree_needs_basic_auth_and_the_public_one_does_not() {
         inrelease(&server, &["-u", "fleet:repoctl_wrong"]).status,
         401
     );
+    // /metrics names the dists: read like the tree.
+    let metrics = |args: &[&str]| curl(args, &format!("{}metrics", server.url)).status;
+    assert_eq!(metrics(&[]), 401);
+    assert_eq!(metrics(&["-u", &format!("fleet:{fleet}")]), 200);
 }
 
 #[test]
