@@ -36,7 +36,7 @@ pub fn reserve_version(repo: &Repo, package: &str) -> Result<String, BuildError>
     match repo {
         Repo::Local(root) => {
             let mut repository = Repository::open(root)?;
-            let next = repository.next_version(package, None, None, Some(&holder()))?;
+            let next = repository.next_version(package, None, None, Some((&holder(), &actor())))?;
             Ok(next.next.to_string())
         }
         Repo::Server(remote) => {

@@ -53,15 +53,13 @@ pub fn run(root: &Path, args: NextVersionArgs) -> anyhow::Result<ExitCode> {
         (Some(url), Some(key), Some(dist)) => from_index(url, key, dist, &args)?,
         _ => {
             let mut repo = Repository::open(root)?;
-            let holder = args
-                .holder
-                .clone()
-                .unwrap_or_else(|| super::cli_actor().name);
+            let actor = super::cli_actor();
+            let holder = args.holder.clone().unwrap_or_else(|| actor.name.clone());
             repo.next_version(
                 &args.package,
                 args.dist.as_deref(),
                 args.component.as_deref(),
-                args.reserve.then_some(holder.as_str()),
+                args.reserve.then_some((holder.as_str(), &actor)),
             )?
         }
     };

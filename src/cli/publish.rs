@@ -23,7 +23,7 @@ pub struct PublishArgs {
 
 pub fn run(root: &Path, args: PublishArgs) -> anyhow::Result<ExitCode> {
     let mut repo = Repository::open(root)?;
-    let published = repo.publish(args.force)?;
+    let published = repo.publish(args.force, crate::repo::Door::Cli)?;
     if args.json {
         super::print_json(&published)?;
     } else if published.is_empty() {

@@ -45,7 +45,7 @@ pub struct VerifyArgs {
 pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut repo = Repository::open(root)?;
     let report = if args.repair {
-        let repair = repo.repair()?;
+        let repair = repo.repair(crate::repo::Door::Cli)?;
         if args.json {
             super::print_json(&repair)?;
         } else {

@@ -188,7 +188,7 @@ impl Watcher {
             pass.rejected += rejected;
         }
         if pass.added > 0 || self.publish_pending {
-            self.repo.publish(false)?;
+            self.repo.publish(false, Door::Incoming)?;
             self.publish_pending = false;
         }
         self.waiting = pass.waiting;

@@ -194,7 +194,7 @@ impl Repository {
             return Err(e);
         }
         let published = if options.publish {
-            self.publish_locked(false)?
+            self.publish_locked(false, actor.door)?
         } else {
             Vec::new()
         };

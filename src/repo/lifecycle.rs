@@ -317,7 +317,7 @@ impl Repository {
         let published = if changes.is_empty() {
             Vec::new()
         } else {
-            self.publish_locked(false)?
+            self.publish_locked(false, actor.door)?
         };
         Ok(Outcome {
             command,
@@ -328,13 +328,14 @@ impl Repository {
     }
 
     /// `[retention]` of repoctl.toml: a prune per component, run by every
-    /// publish (with the writer lock held) before it renders.
-    pub(super) fn apply_retention_locked(&mut self) -> Result<usize, RepoError> {
+    /// publish (with the writer lock held) before it renders, recorded as
+    /// actor `retention` at the door the publish came through.
+    pub(super) fn apply_retention_locked(&mut self, door: super::Door) -> Result<usize, RepoError> {
         if self.config.retention.is_empty() {
             return Ok(0);
         }
         let actor = Actor {
-            door: super::Door::Cli,
+            door,
             name: "retention".into(),
         };
         let retention = self.config.retention.clone();

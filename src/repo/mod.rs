@@ -232,7 +232,7 @@ impl Repository {
         write_public_keys(root, &signer)?;
         config.save(root)?;
         let mut repo = Repository::open(root)?;
-        repo.publish(true)?;
+        repo.publish(true, Door::Cli)?;
         Ok(repo)
     }
 
@@ -276,13 +276,15 @@ impl Repository {
     }
 
     /// Publishes every dist whose content changed (all of them if `force`).
-    pub fn publish(&mut self, force: bool) -> Result<Vec<DistPublished>, RepoError> {
+    /// `door`: through which door the caller came, for the history of the
+    /// retention prunes a publish runs.
+    pub fn publish(&mut self, force: bool, door: Door) -> Result<Vec<DistPublished>, RepoError> {
         let _lock = self.lock()?;
-        self.publish_locked(force)
+        self.publish_locked(force, door)
     }
 
-    fn publish_locked(&mut self, force: bool) -> Result<Vec<DistPublished>, RepoError> {
-        self.apply_retention_locked()?;
+    fn publish_locked(&mut self, force: bool, door: Door) -> Result<Vec<DistPublished>, RepoError> {
+        self.apply_retention_locked(door)?;
         let signer = self.signer()?;
         let state = self.root.join("state");
         // After a key rotation (keys added to repoctl.toml), clients must be
@@ -373,13 +375,14 @@ impl Repository {
     }
 
     /// The next plain-integer version of `package` (DESIGN.md §5); with
-    /// `reserve_for`, the number is reserved for that holder.
+    /// `reserve`, the number is reserved for its holder (`--for`, or who asks),
+    /// and the history records the actor who reserved it.
     pub fn next_version(
         &mut self,
         package: &str,
         dist: Option<&str>,
         component: Option<&str>,
-        reserve_for: Option<&str>,
+        reserve: Option<(&str, &Actor)>,
     ) -> Result<next_version::NextVersion, RepoError> {
         package::check_name(package).map_err(|reason| {
             RepoError::Policy(PolicyError::BadName {
@@ -402,7 +405,7 @@ impl Repository {
             package,
             dist,
             component,
-            reserve_for.map(|holder| (holder, ttl)),
+            reserve.map(|(holder, by)| (holder, by, ttl)),
             now(),
         )?)
     }

@@ -11,6 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 use super::catalog::{self, Reservation, SqlError};
+use super::Actor;
 use crate::deb::version::Version;
 
 /// One published version and where it is (`trusty/dev amd64`, or `pool` for
@@ -136,17 +137,18 @@ pub fn seen_in_catalog(
 }
 
 /// The next version from the local catalog; with `reserve`, the number is
-/// also recorded for `holder` until `expires_at`, atomically: concurrent
+/// also recorded for its holder until `expires_at`, atomically: concurrent
 /// callers serialise on the catalog's write lock and get distinct numbers.
+/// The history names who reserved (door and token or user), and the holder.
 pub fn next_in_catalog(
     conn: &mut Connection,
     package: &str,
     dist: Option<&str>,
     component: Option<&str>,
-    reserve: Option<(&str, i64)>,
+    reserve: Option<(&str, &Actor, i64)>,
     now: i64,
 ) -> Result<NextVersion, NextVersionError> {
-    let Some((holder, ttl)) = reserve else {
+    let Some((holder, by, ttl)) = reserve else {
         let seen = seen_in_catalog(conn, package, dist, component)?;
         let reserved = catalog::highest_reservation(conn, package, now)?;
         return next_from(package, &seen, reserved);
@@ -169,15 +171,18 @@ pub fn next_in_catalog(
         &tx,
         &catalog::Event {
             at: now,
-            door: "cli",
-            actor: holder,
+            door: by.door.as_str(),
+            actor: &by.name,
             action: "reserve",
             package: Some(package),
             version: Some(&answer.next.to_string()),
             architecture: None,
             dist: None,
             component: None,
-            detail: serde_json::json!({ "expires_at": reservation.expires_at }),
+            detail: serde_json::json!({
+                "holder": holder,
+                "expires_at": reservation.expires_at,
+            }),
         },
     )?;
     tx.commit()?;

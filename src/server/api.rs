@@ -17,6 +17,7 @@ use super::App;
 use crate::deb::version::Version;
 use crate::repo::catalog::{HistoryRow, Listing};
 use crate::repo::next_version::NextVersion;
+use crate::repo::{Actor, Door};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -178,13 +179,17 @@ pub async fn reserve(
         ));
     }
     let holder = query.holder.unwrap_or_else(|| grant.name.clone());
+    let by = Actor {
+        door: Door::Http,
+        name: grant.name,
+    };
     let answer = app
         .read_mut(move |repo| {
             repo.next_version(
                 &name,
                 query.dist.as_deref(),
                 query.component.as_deref(),
-                Some(&holder),
+                Some((&holder, &by)),
             )
         })
         .await?;

@@ -21,7 +21,7 @@ use tokio::sync::{watch, Notify};
 use super::metrics::Metrics;
 use crate::config::Target;
 use crate::repo::publish::DistPublished;
-use crate::repo::{Actor, AddOptions, AddReport, Inspected, RepoError, Repository};
+use crate::repo::{Actor, AddOptions, AddReport, Door, Inspected, RepoError, Repository};
 
 /// After a failed publish, the next try comes this much later.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -112,7 +112,8 @@ impl Ingest {
             wait_for_next_second(last_second).await;
             let this = Arc::clone(&self);
             let started = Instant::now();
-            let result = tokio::task::spawn_blocking(move || this.lock().publish(false)).await;
+            let result =
+                tokio::task::spawn_blocking(move || this.lock().publish(false, Door::Http)).await;
             let result = match result {
                 Ok(result) => result.map_err(|e| {
                     tracing::error!(error = %crate::repo::error_chain(&e), "publish failed");

@@ -134,7 +134,10 @@ fn run(app: &App, action: &str, body: &Body, actor: &Actor) -> Result<serde_json
             })?)
         }
         "gc" => json(app.ingest.with_repo(|r| r.gc(actor, dry))?),
-        "verify" if body.repair => json(app.ingest.with_repo(|r| r.repair())?),
+        "verify" if body.repair => json(
+            app.ingest
+                .with_repo(|r| r.repair(crate::repo::Door::Http))?,
+        ),
         "verify" => json(app.ingest.with_repo(|r| r.verify())?),
         _ => return Err(ApiError::not_found(format!("no operation {action:?}"))),
     };

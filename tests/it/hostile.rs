@@ -747,6 +747,43 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> 
 const CUT_OFF_WITHIN: Duration = Duration::from_secs(8);
 
 #[test]
+fn connections_past_max_connections_wait_until_one_closes() {
+    let repo = TestRepo::new();
+    repo.edit_config("max_connections = 4096", "max_connections = 2");
+    let server = Server::start(&repo.root());
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    // Two kept-alive connections, each answered once: both slots taken.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200");
+            stream
+        })
+        .collect();
+    // A third connects (the kernel's backlog) but is not served...
+    let mut third = TcpStream::connect(&addr).unwrap();
+    let last = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    third.write_all(last.as_bytes()).unwrap();
+    assert_eq!(
+        read_until_closed(&mut third, Duration::from_secs(1)),
+        None,
+        "served past max_connections"
+    );
+    // ...until one of the two closes.
+    drop(held);
+    let answer = read_until_closed(&mut third, CUT_OFF_WITHIN).expect("never served");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
 fn slow_idle_and_oversized_requests_are_cut_off() {
     let repo = TestRepo::new();
     repo.edit_config("header_timeout_secs = 30", "header_timeout_secs = 1");
@@ -936,9 +973,10 @@ fn a_download_left_unread_is_cut_off() {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Needs {
-    /// Nobody needs a token (monitoring).
+    /// Nobody needs a token (the health check).
     Anyone,
-    /// Any live token (reads; the apt tree of a private repository).
+    /// Any live token (reads; the apt tree and /metrics of a private
+    /// repository).
     AnyToken,
     /// A token that may upload to trusty/dev.
     UploadHere,
@@ -1110,7 +1148,8 @@ const ROUTES: &[Route] = &[
         pattern: "",
         path: "metrics",
         body: "",
-        needs: Needs::Anyone,
+        // The repository of this test is private: its metrics name dists.
+        needs: Needs::AnyToken,
     },
 ];
 
@@ -1496,6 +1535,15 @@ fn no_token_password_or_key_material_reaches_the_log() {
         curl(&["-X", "POST", "-H", &bearer(&ci)], &reserve).status,
         201
     );
+    // The history names the token that reserved, its door and the holder.
+    let history = curl(&["-H", &bearer(&fleet)], &api("history?limit=1"));
+    let event = &history.json()[0];
+    assert_eq!(
+        (&event["action"], &event["door"], &event["actor"]),
+        (&"reserve".into(), &"http".into(), &"ci".into()),
+        "{event}"
+    );
+    assert_eq!(event["detail"]["holder"], "build-7", "{event}");
     // Operator actions, allowed and refused.
     let operate = |token: &str, action: &str, body: &str| {
         curl(

@@ -384,15 +384,38 @@ fn prune_keeps_the_two_highest_and_gc_collects_only_after_grace_and_by_hash() {
 }
 
 #[test]
-fn retention_in_the_config_prunes_on_every_publish() {
+fn retention_in_the_config_prunes_on_every_publish_at_the_door_of_the_change() {
     let repo = TestRepo::new();
     let path = repo.root().join("repoctl.toml");
     let text = std::fs::read_to_string(&path).unwrap() + "\n[retention]\ndev = 3\n";
     std::fs::write(&path, text).unwrap();
-    for deb in repo.whois_versions(&["1", "2", "3", "4", "5"]) {
-        repo.add("trusty", "dev", &[&deb]);
+    let debs = repo.whois_versions(&["1", "2", "3", "4", "5", "6"]);
+    for deb in &debs[..5] {
+        repo.add("trusty", "dev", &[deb]);
     }
     assert_eq!(versions_in(&repo, "trusty", "dev"), ["3", "4", "5"]);
+
+    // An upload's publish prunes too, and the history says it came by HTTP.
+    let ci = repo.token("ci", &["--upload", "trusty/dev"]);
+    let server = Server::start(&repo.root());
+    let answer = upload(&server.url, "trusty/dev", &ci, &debs[5], "?wait=published");
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(versions_in(&repo, "trusty", "dev"), ["4", "5", "6"]);
+    let out = run_ok(repo.cmd().args(["history", "vrmd-whois", "--json"]));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let prunes: Vec<(String, String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "prune")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("version"), s("door"), s("actor"))
+        })
+        .collect();
+    let expected = [("1", "cli"), ("2", "cli"), ("3", "http")]
+        .map(|(v, d)| (v.to_string(), d.to_string(), "retention".to_string()));
+    assert_eq!(prunes, expected);
 }
 
 #[test]

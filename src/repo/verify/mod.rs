@@ -219,12 +219,12 @@ impl Repository {
     /// Verifies, republishes the served tree from the catalog if that fixes
     /// anything (every index rendered and signed anew, switched in at once),
     /// and verifies again. Pool files are never touched.
-    pub fn repair(&mut self) -> Result<RepairReport, RepoError> {
+    pub fn repair(&mut self, door: super::Door) -> Result<RepairReport, RepoError> {
         let before = self.verify()?;
         let mut published = Vec::new();
         if before.problems.iter().any(|p| p.kind.republishing_fixes()) {
             self.make_publishable()?;
-            published = self.publish(true)?;
+            published = self.publish(true, door)?;
         }
         let after = self.verify()?;
         let repaired = before
