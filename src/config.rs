@@ -90,8 +90,8 @@ pub struct ServerSection {
     pub header_timeout_secs: u64,
     /// The longest pause inside a request body (a stalled upload) before
     /// the request is refused and its connection closed; also the longest
-    /// a download of the apt tree may stay unread before its connection is
-    /// closed.
+    /// an answer (a download of the apt tree, an API answer) may stay
+    /// unread before its connection is closed.
     pub body_timeout_secs: u64,
     /// How many connections are served at once; further clients wait in
     /// the listen backlog until one closes (idle ones close after

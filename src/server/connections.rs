@@ -133,6 +133,8 @@ impl Connection {
             read,
             at: 0,
             stream,
+            send_timeout: self.limits.send_timeout,
+            stalled: None,
         });
         let service = TowerToHyperService::new(self.router);
         let connection = self.http.serve_connection(io, service);
@@ -152,11 +154,40 @@ impl Connection {
 }
 
 /// A connection whose first bytes were already read by the tree's path:
-/// hyper reads them again, then the rest.
+/// hyper reads them again, then the rest. A write that waits longer than
+/// `send_timeout` for the client to read fails, as on the tree's path, so
+/// a client that stops reading an answer does not hold its connection.
 struct Replay {
     read: Vec<u8>,
     at: usize,
     stream: TcpStream,
+    send_timeout: Duration,
+    /// Armed when a write has to wait, disarmed when one makes progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Replay {
+    fn unless_stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if written.is_ready() {
+            self.stalled = None;
+            return written;
+        }
+        let timeout = self.send_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading the answer",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Replay {
@@ -183,7 +214,9 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.unless_stalled(cx, written)
     }
 
     fn poll_write_vectored(
@@ -191,7 +224,9 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.unless_stalled(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -199,7 +234,9 @@ impl AsyncWrite for Replay {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
+        this.unless_stalled(cx, flushed)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
