@@ -751,11 +751,7 @@ fn connections_past_max_connections_wait_until_one_closes() {
     let repo = TestRepo::new();
     repo.edit_config("max_connections = 4096", "max_connections = 2");
     let server = Server::start(&repo.root());
-    let addr = server
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let addr = server.addr().to_string();
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     // Two kept-alive connections, each answered once: both slots taken.
     let held: Vec<TcpStream> = (0..2)
@@ -791,11 +787,7 @@ fn slow_idle_and_oversized_requests_are_cut_off() {
     let uploader = repo.token("ci", &["--upload", "trusty/dev"]);
     let operator = repo.token("ops", &["--operator"]);
     let server = Server::start(&repo.root());
-    let addr = server
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let addr = server.addr().to_string();
     let before = snapshot(&repo.root());
     let connect = || TcpStream::connect(&addr).unwrap();
 
@@ -943,10 +935,7 @@ fn a_download_left_unread_is_cut_off() {
     let size = 64 << 20;
     let file = std::fs::File::create(repo.public().join("pool").join("big.bin")).unwrap();
     file.set_len(size).unwrap();
-    let addr = server
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let addr = server.addr();
     let big = format!("GET /pool/big.bin HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     // server::tree_http, Limits::send_timeout.
     assert_cut_off(addr, &big, size);

@@ -273,10 +273,7 @@ fn a_client_that_disconnects_mid_upload_leaves_nothing() {
     let token = repo.token("ci", &["--upload", "trusty/dev"]);
     let server = Server::start(&repo.root());
     let before = snapshot(&repo.root());
-    let addr = server
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let addr = server.addr();
     {
         let mut stream = TcpStream::connect(addr).unwrap();
         write!(

@@ -211,10 +211,7 @@ fn pipelined_requests_on_one_connection_are_answered_in_order_across_the_hand_ov
     let release = std::fs::read(repo.public().join("dists/trusty/Release")).unwrap();
     let key = std::fs::read(repo.public().join("key.asc")).unwrap();
 
-    let addr = server
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let addr = server.addr();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let host = format!("Host: {addr}\r\n");
     // All at once, as apt pipelines: the tree's own path answers the first

@@ -401,21 +401,32 @@ fn retention_in_the_config_prunes_on_every_publish_at_the_door_of_the_change() {
     let answer = upload(&server.url, "trusty/dev", &ci, &debs[5], "?wait=published");
     assert_eq!(answer.status, 201, "{answer:?}");
     assert_eq!(versions_in(&repo, "trusty", "dev"), ["4", "5", "6"]);
-    let out = run_ok(repo.cmd().args(["history", "vrmd-whois", "--json"]));
-    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let prunes: Vec<(String, String, String)> = rows
-        .as_array()
-        .unwrap()
+    let prunes: Vec<Vec<String>> = whois_history(&repo)
         .iter()
         .filter(|r| r["action"] == "prune")
-        .map(|r| {
-            let s = |k: &str| r[k].as_str().unwrap().to_string();
-            (s("version"), s("door"), s("actor"))
-        })
+        .map(|r| fields(r, &["version", "door", "actor"]))
         .collect();
-    let expected = [("1", "cli"), ("2", "cli"), ("3", "http")]
-        .map(|(v, d)| (v.to_string(), d.to_string(), "retention".to_string()));
-    assert_eq!(prunes, expected);
+    assert_eq!(
+        prunes,
+        [
+            ["1", "cli", "retention"],
+            ["2", "cli", "retention"],
+            ["3", "http", "retention"],
+        ]
+    );
+}
+
+/// `repoctl history vrmd-whois --json`: every row, oldest first.
+fn whois_history(repo: &TestRepo) -> Vec<serde_json::Value> {
+    let out = run_ok(repo.cmd().args(["history", "vrmd-whois", "--json"]));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// The string fields `keys` of a history row.
+fn fields(row: &serde_json::Value, keys: &[&str]) -> Vec<String> {
+    keys.iter()
+        .map(|k| row[k].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -473,35 +484,23 @@ fn history_lists_every_action_in_order_with_its_door() {
             .args(["remove", "vrmd-whois=1", "--from", "trusty/dev"]),
     );
 
-    let out = run_ok(repo.cmd().args(["history", "vrmd-whois", "--json"]));
-    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let seen: Vec<(String, String, String)> = rows
-        .as_array()
-        .unwrap()
+    let rows = whois_history(&repo);
+    let seen: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
-            let s = |k: &str| r[k].as_str().unwrap().to_string();
-            (
-                s("action"),
-                s("door"),
-                format!("{}={}", s("package"), s("version")),
-            )
-        })
+        .map(|r| fields(r, &["action", "door", "version"]))
         .collect();
-    let expected = [
-        ("add", "cli", "vrmd-whois=1"),
-        ("add", "cli", "vrmd-whois=2"),
-        ("copy", "cli", "vrmd-whois=1"),
-        ("copy", "cli", "vrmd-whois=2"),
-        ("rollback", "http", "vrmd-whois=2"),
-        ("restore", "http", "vrmd-whois=2"),
-        ("remove", "cli", "vrmd-whois=1"),
-    ];
-    let expected: Vec<(String, String, String)> = expected
-        .iter()
-        .map(|(a, d, p)| (a.to_string(), d.to_string(), p.to_string()))
-        .collect();
-    assert_eq!(seen, expected);
+    assert_eq!(
+        seen,
+        [
+            ["add", "cli", "1"],
+            ["add", "cli", "2"],
+            ["copy", "cli", "1"],
+            ["copy", "cli", "2"],
+            ["rollback", "http", "2"],
+            ["restore", "http", "2"],
+            ["remove", "cli", "1"],
+        ]
+    );
     assert_eq!(rows[4]["actor"], "ops");
     let text = stdout(&run_ok(repo.cmd().args(["history", "--since", "1h"])));
     assert!(text.contains("\tpublish\t"), "{text}");

@@ -220,6 +220,11 @@ impl Server {
         Server::start_with(root, &[])
     }
 
+    /// `127.0.0.1:PORT`, for raw TCP clients.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://").trim_end_matches('/')
+    }
+
     /// With more arguments, e.g. `--log-format json -vv`.
     pub fn start_with(root: &Path, args: &[&str]) -> Server {
         let mut child = repoctl(root)
