@@ -34,6 +34,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+mod support;
+use support::{load_average as load, run};
+
 const USAGE: &str = "usage: cargo bench --bench build -- [--runs 3] [--compression xz|gzip] \
 [--requirements six==1.16.0,requests,numpy] [--contenders repoctl,hand,hand-full] \
 [--pip auto|cache|wheelhouse] [--work DIR] [--repoctl PATH] [--no-save]";
@@ -208,18 +211,6 @@ fn options() -> Result<Options> {
         bail!("--runs must be at least 1, and --contenders name at least one");
     }
     Ok(o)
-}
-
-/// Runs a command to completion; its stdout, or an error with its stderr.
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// examples/whois in its own git repository under `<work>/app`, with the
@@ -531,11 +522,6 @@ fn census(deb: &Path) -> Result<Census> {
     Ok(c)
 }
 
-fn load() -> String {
-    let l = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
 fn load1(l: &str) -> f64 {
     l.split_whitespace()
         .next()
@@ -778,11 +764,7 @@ fn main() -> Result<()> {
     out += &format!("\n{NOTES}\n");
     print!("{out}");
     if o.save {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-        fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("build-{}.txt", &date[..10]));
-        fs::write(&path, out)?;
-        eprintln!("wrote {}", path.display());
+        support::save("build", &date, &out)?;
     }
     Ok(())
 }

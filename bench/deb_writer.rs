@@ -20,7 +20,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -29,6 +29,9 @@ use repoctl::build::deb_writer::{
     write_deb, Compression, DataDir, DebSpec, DebStats, GZIP_LEVEL, XZ_DICT_SIZE, XZ_NICE_LEN,
     XZ_PRESET,
 };
+
+mod support;
+use support::run;
 
 const USAGE: &str = "usage: cargo bench --bench deb_writer -- [--runs 3] [--threads 0] \
 [--work DIR] [--packages numpy,pandas] [--synthetic] [--compressions gzip,xz] [--no-save]";
@@ -89,18 +92,6 @@ fn options() -> Result<Options> {
         bail!("--runs must be at least 1");
     }
     Ok(o)
-}
-
-/// Runs a command to completion; its stdout, or an error with its stderr.
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Makes `<work>/tree/vrmd/bench` once; returns how it was made.
@@ -502,11 +493,7 @@ fn main() -> Result<()> {
     print!("{targets}");
     out += &targets;
     if o.save {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-        fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("deb-writer-{}.txt", &date[..10]));
-        fs::write(&path, out)?;
-        eprintln!("wrote {}", path.display());
+        support::save("deb-writer", &date, &out)?;
     }
     Ok(())
 }

@@ -13,14 +13,17 @@
 //! Run: `cargo bench --bench publish -- --sizes 1000,10000,50000`
 
 use anyhow::{anyhow, bail, Context, Result};
-use flate2::{write::GzEncoder, Compression};
+use flate2::Compression;
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+mod support;
+use support::load_average;
 
 const USAGE: &str = "usage: cargo bench --bench publish -- [--sizes 1000,10000] \
 [--peers repoctl,reprepro,aptly,apt-ftparchive] [--work DIR] [--repoctl PATH] [--b-runs 5] \
@@ -29,7 +32,6 @@ const USAGE: &str = "usage: cargo bench --bench publish -- [--sizes 1000,10000] 
 const CORPUS_FORMAT: u32 = 2;
 /// The package whose new versions (b) adds: an `all` package, so both indices change.
 const B_PACKAGE: usize = 1;
-const MTIME: u64 = 1_700_000_000;
 
 /// How one peer is driven. Scripts run under `sh -e` in the peer's own (empty) directory
 /// with $REPOCTL, $FPR (key fingerprint), $KEY (armored secret key), $DEBS (the corpus
@@ -252,53 +254,16 @@ fn control_text(p: usize, v: usize) -> String {
     s
 }
 
-/// A gzipped tar of `./`-prefixed entries (directories when `body` is None), owned by root.
-fn targz(entries: &[(&str, Option<&[u8]>)]) -> Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
-    for &(path, body) in entries {
-        let mut h = tar::Header::new_gnu();
-        // By hand: `set_path` drops the leading "./" that dpkg-deb writes.
-        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-        let (kind, mode) = match body {
-            Some(_) => (tar::EntryType::Regular, 0o644),
-            None => (tar::EntryType::Directory, 0o755),
-        };
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(body.map_or(0, |b| b.len() as u64));
-        h.set_mtime(MTIME);
-        h.set_username("root")?;
-        h.set_groupname("root")?;
-        h.set_cksum();
-        tar.append(&h, body.unwrap_or_default())?;
-    }
-    Ok(tar.into_inner()?.finish()?)
-}
-
 fn write_deb(path: &Path, p: usize, v: usize) -> Result<()> {
     let control = control_text(p, v);
     let doc = format!("./usr/share/doc/bench-pkg-{p:05}/");
     let readme = format!("bench-pkg-{p:05} {v}: synthetic payload of the publish benchmark.\n");
-    let control_tgz = targz(&[("./", None), ("./control", Some(control.as_bytes()))])?;
     let mut data = vec![("./", None), ("./usr/", None), ("./usr/share/", None)];
     data.extend([("./usr/share/doc/", None), (doc.as_str(), None)]);
     let readme_path = format!("{doc}README");
     data.push((&readme_path, Some(readme.as_bytes())));
-    let data_tgz = targz(&data)?;
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut ar = ar::Builder::new(file);
-    let members: [(&str, &[u8]); 3] = [
-        ("debian-binary", b"2.0\n"),
-        ("control.tar.gz", &control_tgz),
-        ("data.tar.gz", &data_tgz),
-    ];
-    for (id, body) in members {
-        let mut h = ar::Header::new(id.as_bytes().to_vec(), body.len() as u64);
-        h.set_mode(0o100644);
-        h.set_mtime(MTIME);
-        ar.append(&h, body)?;
-    }
-    Ok(())
+    let bytes = support::deb(&control, &data, Compression::default())?;
+    fs::write(path, bytes).with_context(|| format!("creating {}", path.display()))
 }
 
 /// The N .debs that (a) imports, in `dir`/debs, and one new version of `B_PACKAGE` per (b)
@@ -493,12 +458,6 @@ fn line<S: AsRef<str>>(cells: &[S], widths: &[usize]) -> String {
     s + "\n"
 }
 
-/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
-fn load_average() -> String {
-    let l = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
 const RATIO_HEAD: [&str; 7] = ["peer", "(a)", "(a)cpu", "(b)", "(b)cpu", "RSS(b)", "state"];
 
 fn table(n: usize, o: &Opts, load_before: &str, rows: &[(&Peer, Result<Outcome>)]) -> String {
@@ -621,11 +580,7 @@ fn main() -> Result<()> {
     out += &format!("\n{NOTES}\n");
     let _ = sh(&work, "gpgconf --kill gpg-agent", &[], &log);
     if o.save {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-        fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("publish-{}.txt", &date[..10]));
-        fs::write(&path, out)?;
-        eprintln!("wrote {}", path.display());
+        support::save("publish", &date, &out)?;
     }
     Ok(())
 }

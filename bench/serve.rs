@@ -19,7 +19,7 @@
 //! Run: `cargo bench --bench serve -- [--uploads 400] [--rounds 5] [--duration 10]`
 
 use anyhow::{anyhow, bail, Context, Result};
-use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
+use flate2::{read::MultiGzDecoder, Compression};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,13 +28,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::load_average;
+
 const USAGE: &str = "usage: cargo bench --bench serve -- [--parts uploads,static] \
 [--uploads 400] [--upload-runs 3] [--clients 1,16] [--packages 5000] [--pool-kb 1024] \
 [--rounds 5] [--duration 10] [--connections 32] [--threads 2] [--work DIR] [--repoctl PATH] \
 [--no-save]";
 /// Bump when the generated corpora change, so that cached ones are made again.
 const CORPUS_FORMAT: u32 = 1;
-const MTIME: u64 = 1_700_000_000;
 const UPLOAD_PATH: &str = "/api/v1/dists/trusty/components/dev/packages";
 const PACKAGES_GZ: &str = "/dists/trusty/dev/binary-amd64/Packages.gz";
 /// The pool file `wrk` fetches: one package of `--pool-kb` KiB in the static repository.
@@ -182,55 +184,15 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// A gzipped tar of `./`-prefixed entries (directories when `body` is None), owned by root.
-fn targz(entries: &[(&str, Option<&[u8]>)], level: Compression) -> Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), level));
-    for &(path, body) in entries {
-        let mut h = tar::Header::new_gnu();
-        // By hand: `set_path` drops the leading "./" that dpkg-deb writes.
-        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-        let (kind, mode) = match body {
-            Some(_) => (tar::EntryType::Regular, 0o644),
-            None => (tar::EntryType::Directory, 0o755),
-        };
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(body.map_or(0, |b| b.len() as u64));
-        h.set_mtime(MTIME);
-        h.set_username("root")?;
-        h.set_groupname("root")?;
-        h.set_cksum();
-        tar.append(&h, body.unwrap_or_default())?;
-    }
-    Ok(tar.into_inner()?.finish()?)
-}
-
 /// A .deb whose data.tar.gz holds `payload` as /usr/share/<name>/payload. Noise does not
 /// compress, so it is stored (gzip level 0) and the .deb is about as large as the payload.
 fn deb(control: &str, name: &str, payload: &[u8]) -> Result<Vec<u8>> {
-    let control_tgz = targz(
-        &[("./", None), ("./control", Some(control.as_bytes()))],
-        Compression::default(),
-    )?;
     let dir = format!("./usr/share/{name}/");
     let file = format!("{dir}payload");
     let mut data: Vec<(&str, Option<&[u8]>)> = vec![("./", None), ("./usr/", None)];
     data.extend([("./usr/share/", None), (dir.as_str(), None)]);
     data.push((file.as_str(), Some(payload)));
-    let data_tgz = targz(&data, Compression::none())?;
-    let mut ar = ar::Builder::new(Vec::new());
-    let members: [(&str, &[u8]); 3] = [
-        ("debian-binary", b"2.0\n"),
-        ("control.tar.gz", &control_tgz),
-        ("data.tar.gz", &data_tgz),
-    ];
-    for (id, body) in members {
-        let mut h = ar::Header::new(id.as_bytes().to_vec(), body.len() as u64);
-        h.set_mode(0o100644);
-        h.set_mtime(MTIME);
-        ar.append(&h, body)?;
-    }
-    Ok(ar.into_inner()?)
+    support::deb(control, &data, Compression::none())
 }
 
 /// The payload of upload `i`: 3 in 4 are 100-600 KiB, every fourth 1-4 KiB.
@@ -613,11 +575,6 @@ fn machine_cpu() -> (f64, f64) {
     let total: f64 = v.iter().take(8).sum();
     let idle = v.get(3).unwrap_or(&0.0) + v.get(4).unwrap_or(&0.0);
     (total - idle, total)
-}
-
-fn load_average() -> String {
-    let l = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 // --------------------------------------------------------------------------- HTTP
@@ -1260,11 +1217,7 @@ fn main() -> Result<()> {
     print!("{after}");
     out += &after;
     if o.save {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-        fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("serve-{}.txt", &date[..10]));
-        fs::write(&path, out)?;
-        eprintln!("wrote {}", path.display());
+        support::save("serve", &date, &out)?;
     }
     Ok(())
 }
