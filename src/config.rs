@@ -384,6 +384,39 @@ mod tests {
         assert_eq!(Config::load(dir.path()).unwrap(), config);
     }
 
+    /// repo-layout/repoctl.toml is where an operator reads what each key
+    /// means: it must load, and name every key a new repository gets.
+    #[test]
+    fn the_documented_example_loads_and_names_every_key() {
+        let example = include_str!("../repo-layout/repoctl.toml");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), example).unwrap();
+        Config::load(dir.path()).expect("the example loads");
+        let defaults = toml::to_string_pretty(&Config::new_default()).unwrap();
+        let keys_of = |text: &str| -> std::collections::BTreeSet<String> {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            let mut keys = std::collections::BTreeSet::new();
+            for (section, value) in &table {
+                match value.as_table() {
+                    Some(inner) => keys.extend(inner.keys().map(|k| format!("{section}.{k}"))),
+                    None => {
+                        keys.insert(section.clone());
+                    }
+                }
+            }
+            keys
+        };
+        let documented = keys_of(example);
+        let missing: Vec<_> = keys_of(&defaults)
+            .difference(&documented)
+            .cloned()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in repo-layout/repoctl.toml: {missing:?}"
+        );
+    }
+
     #[test]
     fn unknown_keys_are_refused_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
