@@ -9,8 +9,9 @@
 //!
 //! Determinism contract: the same trees (contents, modes, symlinks, mtimes up
 //! to the clamp), fields, scripts and `mtime` give the same bytes with any
-//! `threads`. Entries are sorted by path, owned by root:root, and their mtimes
-//! clamped to `mtime`; gzip input is cut into [`GZIP_CHUNK`] pieces, each
+//! `threads`. Entries are in tree order (a directory, then its contents,
+//! names compared byte-wise), owned by root:root, and their mtimes clamped
+//! to `mtime`; gzip input is cut into [`GZIP_CHUNK`] pieces, each
 //! compressed alone with the previous 32 KiB as dictionary (pigz's scheme),
 //! and xz input into equal blocks of at most [`XZ_BLOCK`] whose size follows
 //! from the trees alone ([`xz_block`]), so thread count never moves a
@@ -303,8 +304,9 @@ fn installed(path: &[u8]) -> String {
     String::from_utf8_lossy(if path == b"." { b"/" } else { &path[1..] }).into_owned()
 }
 
-/// Every entry of every tree plus the parents of each install path, sorted
-/// by path; a made-up parent gives way to a real directory of the same path.
+/// Every entry of every tree plus the parents of each install path, in
+/// tree order; a made-up parent gives way to a real directory of the same
+/// path.
 fn scan(spec: &DebSpec) -> Result<Vec<Entry>, DebWriteError> {
     let mut entries = Vec::new();
     for dir in &spec.data {
@@ -329,7 +331,11 @@ fn scan(spec: &DebSpec) -> Result<Vec<Entry>, DebWriteError> {
             entries.push(entry(&item, &dir.source, &base, spec.mtime)?);
         }
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    // Tree order, as dpkg-deb and `tar --sort=name` write: a directory, then
+    // its contents, names compared byte-wise. Sorting whole paths put
+    // `numpy-2.4.6.dist-info/` (`-` sorts before `/`) ahead of `numpy/`
+    // and came out 0.4-0.6% larger with xz on two venv trees.
+    entries.sort_by(|a, b| components(&a.path).cmp(components(&b.path)));
     let mut sorted: Vec<Entry> = Vec::with_capacity(entries.len());
     for e in entries {
         match sorted.last_mut() {
@@ -347,6 +353,10 @@ fn scan(spec: &DebSpec) -> Result<Vec<Entry>, DebWriteError> {
         }
     }
     Ok(sorted)
+}
+
+fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|&b| b == b'/')
 }
 
 /// The entry for `item` of the tree at `root`, installed under `base`.
@@ -795,7 +805,8 @@ mod tests {
                 assert!(meta.contains(" root/root "), "{line}");
                 names.push(name.split(" -> ").next().unwrap().trim_end_matches('/'));
             }
-            assert!(names.windows(2).all(|w| w[0] < w[1]), "{listing}");
+            let tree_order = |w: &[&str]| w[0].split('/').lt(w[1].split('/'));
+            assert!(names.windows(2).all(tree_order), "{listing}");
             assert_eq!(
                 names[..4],
                 [".", "./vrmd", "./vrmd/test", "./vrmd/test/README"]
@@ -868,6 +879,36 @@ mod tests {
     fn names(dir: &Path) -> Vec<String> {
         let entries = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name());
         entries.map(|n| n.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn entries_are_in_tree_order_like_dpkg_deb() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        for file in ["pkg/mod.py", "pkg-1.0.dist-info/RECORD", "pkg.py"] {
+            fs::create_dir_all(src.join(file).parent().unwrap()).unwrap();
+            fs::write(src.join(file), "x = 1\n").unwrap();
+        }
+        let entries = scan(&spec(&src, Compression::Gzip, 1)).unwrap();
+        let paths: Vec<_> = entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.path))
+            .collect();
+        // Whole paths sorted would put `pkg-1.0.dist-info` and `pkg.py`
+        // (`-` and `.` sort before `/`) between `pkg` and `pkg/mod.py`.
+        assert_eq!(
+            paths,
+            [
+                ".",
+                "./vrmd",
+                "./vrmd/test",
+                "./vrmd/test/pkg",
+                "./vrmd/test/pkg/mod.py",
+                "./vrmd/test/pkg-1.0.dist-info",
+                "./vrmd/test/pkg-1.0.dist-info/RECORD",
+                "./vrmd/test/pkg.py",
+            ]
+        );
     }
 
     #[test]
