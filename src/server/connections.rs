@@ -44,8 +44,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// finish and closes idle connections. From `[server]` of the config:
 /// `header_timeout_secs`, how long a client may take to send a request's
 /// headers, counted from when the connection waits for them (also between
-/// requests); `body_timeout_secs`, how long an answer of the apt tree may
-/// wait unread; `max_connections`, how many connections are served at once
+/// requests); `body_timeout_secs`, how long an answer (the tree's or the
+/// router's) may wait unread; `max_connections`, how many connections are served at once
 /// (more wait in the listen backlog until one closes, instead of running
 /// the server out of file descriptors).
 pub async fn serve(
