@@ -27,11 +27,17 @@ from concurrent.futures import ProcessPoolExecutor
 UNCHECKED_HASH = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little")
 
 
-def sources(root):
+def scan(root):
+    """The .py files below root, and every file in a __pycache__: one walk."""
+    sources, cached = [], []
     for directory, _, names in os.walk(root):
+        in_cache = os.path.basename(directory) == "__pycache__"
         for name in names:
-            if name.endswith(".py"):
-                yield os.path.join(directory, name)
+            if in_cache:
+                cached.append(os.path.join(directory, name))
+            elif name.endswith(".py"):
+                sources.append(os.path.join(directory, name))
+    return sources, cached
 
 
 def is_current(source, pyc):
@@ -45,17 +51,13 @@ def is_current(source, pyc):
     return head == UNCHECKED_HASH + importlib.util.source_hash(data)
 
 
-def remove_strays(root, keep):
-    for directory, _, names in os.walk(root):
-        if os.path.basename(directory) != "__pycache__":
-            continue
-        for name in names:
-            path = os.path.join(directory, name)
-            if path not in keep:
-                try:
-                    os.remove(path)
-                except FileNotFoundError:
-                    pass
+def remove_strays(cached, keep):
+    for path in cached:
+        if path not in keep:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
 
 def compile_one(source):
@@ -74,8 +76,9 @@ def compile_one(source):
 
 def main(root, beside=False):
     # The plain .pyc name, whatever PYTHONOPTIMIZE says.
-    pycs = {s: importlib.util.cache_from_source(s, optimization="") for s in sources(root)}
-    remove_strays(root, set(pycs.values()))
+    sources, cached = scan(root)
+    pycs = {s: importlib.util.cache_from_source(s, optimization="") for s in sources}
+    remove_strays(cached, set(pycs.values()))
     stale = [source for source, pyc in pycs.items() if not is_current(source, pyc)]
     cores = len(os.sched_getaffinity(0))
     workers = max(1, cores - 1) if beside else cores

@@ -271,7 +271,7 @@ struct Made<'a> {
 
 /// A module that does not compile (a Python 2 test file in a wheel, say)
 /// does not stop the build: the package still works.
-fn compile_bytecode(python: &Path, venv_dir: &Path, warnings: &mut Vec<String>) {
+fn compile_bytecode_or_warn(python: &Path, venv_dir: &Path, warnings: &mut Vec<String>) {
     if let Err(e) = venv::compile_bytecode(python, venv_dir) {
         warn(
             warnings,
@@ -296,7 +296,7 @@ impl Made<'_> {
         let venv_dir = deploy.install_path();
         venv::create(python, &venv_dir)?;
         // pip's own modules first, so each pip run below imports them compiled.
-        compile_bytecode(&python.path, &venv_dir, warnings);
+        compile_bytecode_or_warn(&python.path, &venv_dir, warnings);
         venv::pip_install(
             &venv_dir,
             &["-r".as_ref(), requirements.as_os_str()],
@@ -315,7 +315,7 @@ impl Made<'_> {
         }
         clock.done("install the app");
         drop(beside);
-        compile_bytecode(&python.path, &venv_dir, warnings);
+        compile_bytecode_or_warn(&python.path, &venv_dir, warnings);
         clock.done("compile the byte code");
 
         let mtime = source_date_epoch().unwrap_or(source.commit_time);

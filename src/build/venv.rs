@@ -80,23 +80,21 @@ pub fn create(python: &Interpreter, venv: &Path) -> Result<(), BuildError> {
         .current_dir(venv)
         .stdout(Stdio::from(std::io::stderr()))
         .status();
-    match status {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) if status.code() == Some(3) => with_virtualenv(python, venv),
-        other => Err(BuildError::Step {
-            step: "create the virtualenv",
-            message: format!(
-                "{} could not install pip into {} ({}); its output is above",
-                python.path.display(),
-                venv.display(),
-                match other {
-                    Ok(status) => status.to_string(),
-                    Err(e) => e.to_string(),
-                }
-            ),
-            hint: "run `python -m venv` by hand to see why".into(),
-        }),
-    }
+    let failure = match status {
+        Ok(status) if status.success() => return Ok(()),
+        Ok(status) if status.code() == Some(3) => return with_virtualenv(python, venv),
+        Ok(status) => status.to_string(),
+        Err(e) => e.to_string(),
+    };
+    Err(BuildError::Step {
+        step: "create the virtualenv",
+        message: format!(
+            "{} could not install pip into {} ({failure}); its output is above",
+            python.path.display(),
+            venv.display(),
+        ),
+        hint: "run `python -m venv` by hand to see why".into(),
+    })
 }
 
 /// The fallback of `create`: Debian's `virtualenv` (package virtualenv)
